@@ -1,0 +1,106 @@
+/*
+ * server.h — parley-index as a library object: the single-node index
+ * server on one libuv loop.
+ *
+ * An index owns its identity (DIR/identity.key), the registry of live peers
+ * and topic subscriptions (registry.h) persisted in DIR (regstore.h), the
+ * lease table (lease.h), a parley_net listener for peer links, and an
+ * optional HTTP server for /metrics and the read-only /v1 API.  Peers
+ * REGISTER, HEARTBEAT, SUBSCRIBE/UNSUBSCRIBE, WATCH topics and look peers
+ * up over their secure link; every change to the registry goes through
+ * check/apply and the regstore log, and the replies that vouch for it are
+ * sent only after the loop turn's fdatasync.  A peer whose lease runs out
+ * is expired (an EXPIRE command) and the watchers of its topics are told.
+ *
+ * docs/internals/INDEX.md describes the behaviour in full.  The daemon
+ * (src/apps/parley_index.c) fills a struct parley_index_config, calls
+ * parley_index_new, runs the loop, and calls parley_index_free on SIGTERM.
+ */
+#ifndef PARLEY_INDEX_SERVER_H
+#define PARLEY_INDEX_SERVER_H
+
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+/* Version reported by /v1/status. */
+#define PARLEY_INDEX_VERSION "0.1.0"
+/* Default lease: a peer that neither heartbeats nor re-registers for this
+ * long is expired. */
+#define PARLEY_INDEX_DEFAULT_LEASE_MS 10000u
+/* The log is folded into a new snapshot once it holds this many entries. */
+#define PARLEY_INDEX_COMPACT_AFTER 10000u
+
+struct parley_index;
+
+struct parley_index_config {
+  uv_loop_t *loop;              /* borrowed; must outlive the index */
+  const struct parley_log *log; /* borrowed, may be NULL */
+  const char *data_dir;         /* created if missing (mode 0700) */
+  const char *listen_host;      /* numeric address for peer links */
+  uint16_t listen_port;         /* 0 = ephemeral */
+  const char *http_host;        /* NULL = no HTTP server */
+  uint16_t http_port;           /* 0 = ephemeral */
+  const char *name;             /* HELLO name; NULL = "parley-index" */
+  uint64_t lease_ms;            /* 0 = PARLEY_INDEX_DEFAULT_LEASE_MS */
+  uint32_t max_subs;            /* subscriptions per peer and watched topics
+                                   per link; 0 = PARLEY_DEFAULT_MAX_SUBS */
+  uint32_t max_frame;           /* 0 = PARLEY_DEFAULT_MAX_FRAME */
+  uint32_t max_links;           /* 0 = PARLEY_DEFAULT_MAX_LINKS */
+};
+
+/* Creates the index and starts it: creates data_dir, loads or creates the
+ * identity, opens the regstore (restoring the registry, then granting every
+ * restored peer one full lease), listens for peer links and, if http_host is
+ * set, for HTTP, and writes DIR/index.json.  Everything in cfg is copied.
+ * OUT: *out on success; the caller frees it with parley_index_free and then
+ * runs the loop until it has no handles left.  On failure nothing is left
+ * open (but handles already closing may need one more loop run) and *out
+ * is untouched.  Errors: PARLEY_EINVAL (bad config), PARLEY_EIO (data dir,
+ * identity file), PARLEY_EAUTH (identity file unsafe or malformed),
+ * PARLEY_ESTORE (regstore), PARLEY_ECONNECT (cannot listen), PARLEY_ENOMEM.
+ * Details are logged. */
+PARLEY_NODISCARD int parley_index_new(const struct parley_index_config *cfg,
+                                      struct parley_index **out)
+    PARLEY_NONNULL(1, 2);
+
+/* Orderly shutdown: stops listening, closes every link and the HTTP
+ * server, syncs and closes the regstore.  The memory is released from
+ * libuv close callbacks: run the loop afterwards until it returns.  NULL is
+ * a no-op. */
+void parley_index_free(struct parley_index *idx);
+
+/* Ports actually bound (0 for HTTP when it is not served). */
+uint16_t parley_index_listen_port(const struct parley_index *idx)
+    PARLEY_NONNULL(1);
+uint16_t parley_index_http_port(const struct parley_index *idx)
+    PARLEY_NONNULL(1);
+/* "HOST:PORT" of the peer listener / HTTP server ("-" when not served), and
+ * the 52-character id.  Valid for the index's lifetime. */
+const char *parley_index_listen_addr(const struct parley_index *idx)
+    PARLEY_NONNULL(1);
+const char *parley_index_http_addr(const struct parley_index *idx)
+    PARLEY_NONNULL(1);
+const char *parley_index_id(const struct parley_index *idx) PARLEY_NONNULL(1);
+
+/* Counters, also exported on /metrics. */
+struct parley_index_stats {
+  uint64_t registrations, expiries, heartbeats;
+  uint64_t requests; /* every frame received on a peer link */
+  uint64_t errors;   /* ERROR frames sent */
+  uint64_t sync_failures;
+  uint64_t watch_events; /* WATCH_EVENT frames sent */
+  uint64_t links_open;   /* gauge: links past on_open */
+  uint64_t watches;      /* gauge: (link, topic) watch pairs */
+};
+void parley_index_get_stats(const struct parley_index *idx,
+                            struct parley_index_stats *out)
+    PARLEY_NONNULL(1, 2);
+
+#endif

@@ -1,0 +1,591 @@
+/* link.c — the net, its listeners and links: creation, dialling, accepting,
+ * closing and freeing (the byte path is in link_io.c). */
+#include "net/link_int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+/* An accepted connection over max_links: accepted only to be closed. */
+struct refused_conn {
+  uv_tcp_t tcp;
+  struct parley_net *net;
+};
+
+static void listener_closed(uv_handle_t *h);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void copy_bounded(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+/* "localhost" is 127.0.0.1; otherwise a numeric IPv4 then IPv6 address. */
+static int resolve(const char *host, uint16_t port,
+                   struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+    return PARLEY_OK;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+    return PARLEY_OK;
+  return PARLEY_EINVAL;
+}
+
+static void format_sockaddr(const struct sockaddr *sa, char *out,
+                            size_t cap) {
+  char ip[64];
+
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    if (uv_ip4_name(in, ip, sizeof ip) != 0)
+      copy_bounded(ip, sizeof ip, "?");
+    snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (uv_ip6_name(in6, ip, sizeof ip) != 0)
+      copy_bounded(ip, sizeof ip, "?");
+    snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+  } else {
+    copy_bounded(out, cap, "?");
+  }
+}
+
+static void set_peername(struct parley_link *l) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+
+  if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
+    format_sockaddr((const struct sockaddr *)&ss, l->peername,
+                    sizeof l->peername);
+}
+
+/* Frees the net once every handle it owns went through its close callback
+ * (only after parley_net_free). */
+static void net_maybe_free(struct parley_net *net) {
+  if (!net->freeing || net->n_handles > 0)
+    return;
+  parley_free(net);
+}
+
+/* ---- links: creation and teardown --------------------------------------- */
+
+static void link_unlink(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  if (l->prev != NULL)
+    l->prev->next = l->next;
+  else
+    net->links = l->next;
+  if (l->next != NULL)
+    l->next->prev = l->prev;
+  l->prev = l->next = NULL;
+  net->n_links--;
+}
+
+static void link_handle_closed(uv_handle_t *h) {
+  struct parley_link *l = h->data;
+  struct parley_net *net = l->net;
+
+  if (--l->handles_open > 0) {
+    net->n_handles--;
+    return;
+  }
+  /* Both handles are closed and every pending request has completed (libuv
+   * cancels writes and the connect before the close callback), so nothing
+   * refers to l any more.  The net stays alive at least until the
+   * n_handles decrement below. */
+  if (!l->silent && l->cbs.on_close != NULL && (l->opened || !l->accepted))
+    l->cbs.on_close(l, l->close_reason);
+  link_unlink(l);
+  parley_buf_close(&l->in);
+  parley_buf_close(&l->pt);
+  parley_buf_close(&l->out);
+  parley_handshake_wipe(&l->hs);
+  parley_session_wipe(&l->sess);
+  parley_free(l);
+  net->n_handles--;
+  net_maybe_free(net);
+}
+
+/* Allocates a link with its tcp and timer handles initialised and puts it
+ * on the net's list.  OUT: *out. */
+static int link_new(struct parley_net *net, int accepted,
+                    const struct parley_link_cbs *cbs, void *data,
+                    struct parley_link **out) {
+  struct parley_link *l;
+  int rc;
+
+  l = parley_calloc(1, sizeof *l);
+  if (l == NULL)
+    return PARLEY_ENOMEM;
+  rc = uv_tcp_init(net->loop, &l->tcp);
+  if (rc < 0) {
+    parley_free(l);
+    return parley_err_from_uv(rc);
+  }
+  (void)uv_timer_init(net->loop, &l->timer); /* cannot fail */
+  l->tcp.data = l;
+  l->timer.data = l;
+  l->handles_open = 2;
+  net->n_handles += 2;
+
+  l->net = net;
+  l->accepted = accepted;
+  if (cbs != NULL)
+    l->cbs = *cbs;
+  l->data = data;
+  l->state = PARLEY_LINK_PREAMBLE;
+  l->close_reason = PARLEY_ECLOSED;
+  copy_bounded(l->peername, sizeof l->peername, "?");
+  parley_buf_init(&l->in, PARLEY_WIRE_RECORD_HDR + PARLEY_MAX_RECORD +
+                              PARLEY_WIRE_TAG);
+  parley_buf_init(&l->pt, (size_t)net->max_frame + PARLEY_WIRE_FRAME_HDR +
+                              PARLEY_MAX_RECORD);
+  parley_buf_init(&l->out, net->max_sendq + PARLEY_NET_CONTROL_SLACK);
+
+  l->next = net->links;
+  if (net->links != NULL)
+    net->links->prev = l;
+  net->links = l;
+  net->n_links++;
+  *out = l;
+  return PARLEY_OK;
+}
+
+void parley__link_close(struct parley_link *l, int reason) {
+  struct parley_net *net = l->net;
+
+  if (l->closing)
+    return;
+  l->closing = 1;
+  l->failing = 0;
+  l->close_reason = reason;
+  if (l->opened)
+    net->stats.links_open--;
+  else if (l->connected && !l->silent && reason != PARLEY_ECANCELED)
+    net->stats.handshakes_failed++;
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: closing (%s)",
+             l->peername, parley_err_name(reason));
+  (void)uv_read_stop((uv_stream_t *)&l->tcp);
+  (void)uv_timer_stop(&l->timer);
+  uv_close((uv_handle_t *)&l->tcp, link_handle_closed);
+  uv_close((uv_handle_t *)&l->timer, link_handle_closed);
+}
+
+void parley__link_timeout(uv_timer_t *t) {
+  struct parley_link *l = t->data;
+  struct parley_net *net = l->net;
+
+  if (l->closing)
+    return;
+  if (l->failing) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+               "link %s: ERROR not drained in time, closing", l->peername);
+    parley__link_close(l, l->fail_reason);
+    return;
+  }
+  if (l->state != PARLEY_LINK_OPEN) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+               "link %s: handshake timed out after %u ms", l->peername,
+               (unsigned)net->hs_timeout_ms);
+    parley__link_close(l, PARLEY_ETIMEDOUT);
+  }
+}
+
+/* ---- the flush hook ------------------------------------------------------ */
+
+static void net_prepare(uv_prepare_t *p) {
+  struct parley_net *net = p->data;
+  struct parley_link *l, *next;
+  int rc;
+
+  if (net->freeing)
+    return;
+  if (net->on_turn_end != NULL)
+    net->on_turn_end(net->ctx);
+  if (net->freeing)
+    return;
+  /* Links are freed only from close callbacks, never from here, so the
+   * list stays walkable even when a flush error closes a link. */
+  for (l = net->links; l != NULL; l = next) {
+    next = l->next;
+    if (l->closing || !l->has_session || l->out.len == 0)
+      continue;
+    rc = parley__link_flush(l);
+    if (rc < 0) {
+      PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: flush failed: %s",
+                 l->peername, parley_strerror(rc));
+      parley__link_close(l, rc);
+    }
+  }
+}
+
+static void net_handle_closed(uv_handle_t *h) {
+  struct parley_net *net = h->data;
+  net->n_handles--;
+  net_maybe_free(net);
+}
+
+/* ---- net ----------------------------------------------------------------- */
+
+int parley_net_new(const struct parley_net_config *cfg,
+                   struct parley_net **out) {
+  struct parley_net *net;
+  const char *name = cfg->name != NULL ? cfg->name : "";
+
+  if (cfg->loop == NULL || cfg->id == NULL)
+    return PARLEY_EINVAL;
+  if (strlen(name) > PARLEY_MAX_NAME)
+    return PARLEY_EINVAL;
+  if (cfg->max_frame != 0 && (cfg->max_frame > PARLEY_MAX_FRAME ||
+                              cfg->max_frame < PARLEY_NET_MIN_FRAME))
+    return PARLEY_EINVAL;
+  if (cfg->max_sendq > PARLEY_NET_MAX_SENDQ)
+    return PARLEY_EINVAL;
+
+  net = parley_calloc(1, sizeof *net);
+  if (net == NULL)
+    return PARLEY_ENOMEM;
+  net->loop = cfg->loop;
+  net->id = cfg->id;
+  net->log = cfg->log;
+  net->role = cfg->role;
+  copy_bounded(net->name, sizeof net->name, name);
+  net->max_frame = cfg->max_frame ? cfg->max_frame : PARLEY_DEFAULT_MAX_FRAME;
+  net->max_sendq = cfg->max_sendq ? cfg->max_sendq : PARLEY_DEFAULT_MAX_SENDQ;
+  net->max_links = cfg->max_links ? cfg->max_links : PARLEY_DEFAULT_MAX_LINKS;
+  net->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
+                                                 : PARLEY_HANDSHAKE_TIMEOUT_MS;
+  net->on_turn_end = cfg->on_turn_end;
+  net->ctx = cfg->ctx;
+
+  /* The prepare handle stays active for the net's whole life (a no-op turn
+   * costs one list walk) but unreferenced, so it never keeps the loop
+   * alive on its own. */
+  (void)uv_prepare_init(net->loop, &net->prepare); /* cannot fail */
+  net->prepare.data = net;
+  (void)uv_prepare_start(&net->prepare, net_prepare);
+  uv_unref((uv_handle_t *)&net->prepare);
+  net->n_handles = 1;
+  *out = net;
+  return PARLEY_OK;
+}
+
+void parley_net_free(struct parley_net *net) {
+  struct parley_listener *ls, *lnext;
+  struct parley_link *l, *next;
+
+  if (net == NULL || net->freeing)
+    return;
+  net->freeing = 1;
+  for (ls = net->listeners; ls != NULL; ls = lnext) {
+    lnext = ls->next;
+    uv_close((uv_handle_t *)&ls->tcp, listener_closed);
+  }
+  net->listeners = NULL;
+  for (l = net->links; l != NULL; l = next) {
+    next = l->next;
+    parley__link_close(l, PARLEY_ECANCELED);
+  }
+  uv_close((uv_handle_t *)&net->prepare, net_handle_closed);
+}
+
+const struct parley_net_stats *parley_net_stats(const struct parley_net *net) {
+  return &net->stats;
+}
+
+void parley_net_set_addr(struct parley_net *net, const char *addr) {
+  copy_bounded(net->addr, sizeof net->addr, addr);
+}
+
+/* ---- listening ----------------------------------------------------------- */
+
+static void listener_closed(uv_handle_t *h) {
+  struct parley_listener *ls = h->data;
+  struct parley_net *net = ls->net;
+  parley_free(ls);
+  net->n_handles--;
+  net_maybe_free(net);
+}
+
+static void refused_closed(uv_handle_t *h) {
+  struct refused_conn *rc = h->data;
+  struct parley_net *net = rc->net;
+  parley_free(rc);
+  net->n_handles--;
+  net_maybe_free(net);
+}
+
+/* Accepts the pending connection only to close it at once. */
+static void refuse(struct parley_listener *ls, const char *why) {
+  struct parley_net *net = ls->net;
+  struct refused_conn *rc;
+  char who[PARLEY_NET_PEERNAME] = "?";
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+
+  rc = parley_malloc(sizeof *rc);
+  if (rc == NULL) {
+    /* Without a handle the connection stays in the backlog; the next
+     * connection event retries. */
+    PARLEY_LOG(net->log, PARLEY_LOG_ERROR, "listener :%u: out of memory",
+               (unsigned)ls->port);
+    return;
+  }
+  if (uv_tcp_init(net->loop, &rc->tcp) < 0) {
+    parley_free(rc);
+    return;
+  }
+  rc->tcp.data = rc;
+  rc->net = net;
+  net->n_handles++;
+  if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&rc->tcp) == 0 &&
+      uv_tcp_getpeername(&rc->tcp, (struct sockaddr *)&ss, &len) == 0)
+    format_sockaddr((const struct sockaddr *)&ss, who, sizeof who);
+  net->stats.links_refused++;
+  PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+             "listener :%u: refusing %s: %s (%u links live, max_links %u)",
+             (unsigned)ls->port, who, why, (unsigned)net->n_links,
+             (unsigned)net->max_links);
+  uv_close((uv_handle_t *)&rc->tcp, refused_closed);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct parley_listener *ls = server->data;
+  struct parley_net *net = ls->net;
+  struct parley_link *l;
+  int rc;
+
+  if (status < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "listener :%u: accept: %s",
+               (unsigned)ls->port, uv_strerror(status));
+    return;
+  }
+  if (net->freeing)
+    return;
+  /* Every live link counts, handshaking ones included, so that a flood of
+   * half-open connections cannot get past the limit. */
+  if (net->n_links >= net->max_links) {
+    refuse(ls, "too many links");
+    return;
+  }
+  rc = link_new(net, 1, &ls->cbs, ls->data, &l);
+  if (rc < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_ERROR, "listener :%u: new link: %s",
+               (unsigned)ls->port, parley_strerror(rc));
+    /* The connection must still be taken off the backlog, or libuv stops
+     * accepting on this listener. */
+    refuse(ls, parley_strerror(rc));
+    return;
+  }
+  rc = uv_accept(server, (uv_stream_t *)&l->tcp);
+  if (rc < 0) {
+    l->silent = 1;
+    parley__link_close(l, parley_err_from_uv(rc));
+    return;
+  }
+  l->connected = 1;
+  net->stats.links_accepted++;
+  set_peername(l);
+  rc = parley_handshake_init(&l->hs, 0, net->id, NULL);
+  if (rc >= 0)
+    rc = parley__link_start(l);
+  if (rc < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: cannot start: %s",
+               l->peername, parley_strerror(rc));
+    parley__link_close(l, rc);
+    return;
+  }
+  (void)uv_timer_start(&l->timer, parley__link_timeout, net->hs_timeout_ms, 0);
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: accepted on :%u",
+             l->peername, (unsigned)ls->port);
+}
+
+int parley_net_listen(struct parley_net *net, const char *host,
+                      uint16_t port, const struct parley_link_cbs *cbs,
+                      void *data, struct parley_listener **out) {
+  struct parley_listener *ls;
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+  int rc;
+
+  if (net->freeing)
+    return PARLEY_ECANCELED;
+  rc = resolve(host, port, &ss);
+  if (rc < 0)
+    return rc;
+  ls = parley_calloc(1, sizeof *ls);
+  if (ls == NULL)
+    return PARLEY_ENOMEM;
+  rc = uv_tcp_init(net->loop, &ls->tcp);
+  if (rc < 0) {
+    parley_free(ls);
+    return parley_err_from_uv(rc);
+  }
+  ls->tcp.data = ls;
+  ls->net = net;
+  ls->cbs = *cbs;
+  ls->data = data;
+  net->n_handles++;
+  /* libuv sets SO_REUSEADDR on bind. */
+  rc = uv_tcp_bind(&ls->tcp, (const struct sockaddr *)&ss, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&ls->tcp, 128, on_connection);
+  if (rc == 0)
+    rc = uv_tcp_getsockname(&ls->tcp, (struct sockaddr *)&ss, &len);
+  if (rc < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "listen %s:%u: %s", host,
+               (unsigned)port, uv_strerror(rc));
+    /* Not on the list; freed from its close callback. */
+    uv_close((uv_handle_t *)&ls->tcp, listener_closed);
+    return parley_err_from_uv(rc);
+  }
+  ls->port = ntohs(ss.ss_family == AF_INET6
+                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+  ls->next = net->listeners;
+  net->listeners = ls;
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "listening on %s:%u", host,
+             (unsigned)ls->port);
+  if (out != NULL)
+    *out = ls;
+  return PARLEY_OK;
+}
+
+uint16_t parley_listener_port(const struct parley_listener *ls) {
+  return ls->port;
+}
+
+/* ---- dialling ------------------------------------------------------------ */
+
+static void on_connect(uv_connect_t *req, int status) {
+  struct parley_link *l = req->data;
+  struct parley_net *net = l->net;
+  int rc;
+
+  if (l->closing)
+    return; /* canceled by a close */
+  if (status < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: connect: %s",
+               l->peername, uv_strerror(status));
+    parley__link_close(l, PARLEY_ECONNECT);
+    return;
+  }
+  l->connected = 1;
+  set_peername(l);
+  rc = parley__link_start(l);
+  if (rc < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: cannot start: %s",
+               l->peername, parley_strerror(rc));
+    parley__link_close(l, rc);
+    return;
+  }
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: connected", l->peername);
+}
+
+int parley_net_connect(struct parley_net *net, const char *host,
+                       uint16_t port, const uint8_t *expected_pk,
+                       const struct parley_link_cbs *cbs, void *data,
+                       struct parley_link **out) {
+  struct sockaddr_storage ss;
+  struct parley_link *l;
+  int rc;
+
+  if (net->freeing)
+    return PARLEY_ECANCELED;
+  rc = resolve(host, port, &ss);
+  if (rc < 0)
+    return rc;
+  rc = link_new(net, 0, cbs, data, &l);
+  if (rc < 0)
+    return rc;
+  format_sockaddr((const struct sockaddr *)&ss, l->peername,
+                  sizeof l->peername);
+  rc = parley_handshake_init(&l->hs, 1, net->id, expected_pk);
+  if (rc == 0) {
+    l->connect_req.data = l;
+    rc = uv_tcp_connect(&l->connect_req, &l->tcp,
+                        (const struct sockaddr *)&ss, on_connect);
+    if (rc < 0)
+      rc = parley_err_from_uv(rc);
+  }
+  if (rc < 0) {
+    /* Synchronous failure: no callback for the caller. */
+    l->silent = 1;
+    parley__link_close(l, rc);
+    return rc;
+  }
+  (void)uv_timer_start(&l->timer, parley__link_timeout, net->hs_timeout_ms, 0);
+  net->stats.links_dialled++;
+  *out = l;
+  return PARLEY_OK;
+}
+
+/* ---- links: public API --------------------------------------------------- */
+
+int parley_link_send(struct parley_link *l, const struct parley_frame *f) {
+  if (l->closing || l->failing || l->state != PARLEY_LINK_OPEN)
+    return PARLEY_ECLOSED;
+  return parley__link_queue(l, f, 0);
+}
+
+void parley_link_fail(struct parley_link *l, uint32_t req, int code,
+                      const char *text) {
+  parley__link_fail(l, req, code, text, code < 0 ? code : PARLEY_ECLOSED);
+}
+
+void parley_link_close(struct parley_link *l, int reason) {
+  parley__link_close(l, reason);
+}
+
+int parley_link_is_open(const struct parley_link *l) {
+  return l->state == PARLEY_LINK_OPEN && !l->closing && !l->failing;
+}
+
+const uint8_t *parley_link_remote_pk(const struct parley_link *l) {
+  return l->remote_pk;
+}
+
+uint8_t parley_link_remote_role(const struct parley_link *l) {
+  return l->remote_role;
+}
+
+const char *parley_link_remote_name(const struct parley_link *l) {
+  return l->remote_name;
+}
+
+const char *parley_link_remote_addr(const struct parley_link *l) {
+  return l->remote_addr;
+}
+
+uint32_t parley_link_remote_caps(const struct parley_link *l) {
+  return l->remote_caps;
+}
+
+const char *parley_link_peername(const struct parley_link *l) {
+  return l->peername;
+}
+
+int parley_link_accepted(const struct parley_link *l) { return l->accepted; }
+
+size_t parley_link_sendq(const struct parley_link *l) {
+  return l->out.len + l->inflight;
+}
+
+void *parley_link_data(const struct parley_link *l) { return l->data; }
+
+void parley_link_set_data(struct parley_link *l, void *data) {
+  l->data = data;
+}
+
+void parley_link_set_cbs(struct parley_link *l,
+                         const struct parley_link_cbs *cbs) {
+  l->cbs = *cbs;
+}

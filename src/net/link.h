@@ -1,0 +1,159 @@
+/*
+ * link.h — secure, framed links over libuv TCP.
+ *
+ * A parley_net owns the listeners and links of one daemon on one uv loop.
+ * Every link, accepted or dialled, runs:
+ *
+ *   1. both sides send the preamble "PRLY" 0x01;
+ *   2. the Noise XX handshake of crypto/handshake.h (initiator = dialler),
+ *      each message framed by wire.h's u16 length; a half-finished
+ *      handshake is dropped after handshake_timeout_ms;
+ *   3. AEAD records (wire.h record framing, crypto/session.h) whose
+ *      plaintexts concatenate into a stream of frames;
+ *   4. both sides send HELLO first; a peer speaking another version gets an
+ *      ERROR frame (EVERSION) and is closed.  on_open fires once the remote
+ *      HELLO arrived.
+ *
+ * Sending is batched: parley_link_send encodes the frame into the link's
+ * plaintext queue; once per loop turn (uv_prepare, i.e. right before the
+ * loop blocks) every link with queued frames seals them into as few records
+ * as possible and issues one uv_write.  on_turn_end, if set, runs just
+ * before that flush (the peer commits its store there, so acks go out only
+ * after what they acknowledge is durable).
+ *
+ * Garbage bytes, a bad preamble, a failed handshake, a record that fails
+ * authentication, an oversize or malformed frame: the link is logged and
+ * closed, and nothing else is disturbed.  Unknown frame types are answered
+ * with ERROR (EUNKNOWNTYPE) and skipped.
+ *
+ * Lifetime: links are allocated by the net and freed after on_close
+ * returns.  on_close is called exactly once for every link for which
+ * on_open was called, and also for dialled links that fail before opening
+ * (so a dialler always learns the outcome).  Accepted links that never
+ * open are closed silently (counted in stats).
+ */
+#ifndef PARLEY_NET_LINK_H
+#define PARLEY_NET_LINK_H
+
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "crypto/identity.h"
+#include "wire/wire.h"
+
+struct parley_net;
+struct parley_link;
+struct parley_listener;
+
+struct parley_link_cbs {
+  /* The link is authenticated and the remote HELLO has arrived. */
+  void (*on_open)(struct parley_link *l);
+  /* One decoded frame (not HELLO).  Pointers inside f are valid only during
+   * the call. */
+  void (*on_frame)(struct parley_link *l, const struct parley_frame *f);
+  /* The link is closing; reason is a parley_err (PARLEY_ECLOSED for an
+   * orderly close by the remote).  The link is freed after return. */
+  void (*on_close)(struct parley_link *l, int reason);
+};
+
+struct parley_net_config {
+  uv_loop_t *loop;                   /* borrowed */
+  const struct parley_identity *id;  /* borrowed */
+  const struct parley_log *log;      /* borrowed, may be NULL */
+  uint8_t role;                      /* PARLEY_ROLE_PEER / _INDEX */
+  const char *name;                  /* HELLO name (copied) */
+  uint32_t max_frame;                /* 0 = PARLEY_DEFAULT_MAX_FRAME */
+  size_t max_sendq;                  /* 0 = PARLEY_DEFAULT_MAX_SENDQ */
+  uint32_t max_links;                /* 0 = PARLEY_DEFAULT_MAX_LINKS */
+  uint32_t handshake_timeout_ms;     /* 0 = PARLEY_HANDSHAKE_TIMEOUT_MS */
+  void (*on_turn_end)(void *ctx);    /* may be NULL */
+  void *ctx;                         /* for on_turn_end */
+};
+
+struct parley_net_stats {
+  uint64_t bytes_in, bytes_out;       /* TCP bytes */
+  uint64_t records_in, records_out;
+  uint64_t frames_in, frames_out;
+  uint64_t handshakes_ok, handshakes_failed;
+  uint64_t links_accepted, links_dialled, links_refused;
+  uint64_t protocol_errors;           /* links closed for bad input */
+  uint64_t links_open;                /* gauge */
+};
+
+PARLEY_NODISCARD int parley_net_new(const struct parley_net_config *cfg,
+                                    struct parley_net **out)
+    PARLEY_NONNULL(1, 2);
+/* Closes every listener and link (on_close fires with PARLEY_ECANCELED) and
+ * frees the net once libuv has closed the handles; run the loop afterwards
+ * so the close callbacks complete.  NULL is a no-op. */
+void parley_net_free(struct parley_net *net);
+const struct parley_net_stats *parley_net_stats(const struct parley_net *net)
+    PARLEY_NONNULL(1);
+/* Advertised address sent in HELLO (copied); set after listening. */
+void parley_net_set_addr(struct parley_net *net, const char *addr)
+    PARLEY_NONNULL(1, 2);
+
+/* Listens on host:port (port 0 = ephemeral).  cbs and data are given to
+ * every accepted link.  OUT: *out (owned by the net). */
+PARLEY_NODISCARD int parley_net_listen(struct parley_net *net,
+                                       const char *host, uint16_t port,
+                                       const struct parley_link_cbs *cbs,
+                                       void *data,
+                                       struct parley_listener **out)
+    PARLEY_NONNULL(1, 2, 4);
+/* The port actually bound. */
+uint16_t parley_listener_port(const struct parley_listener *ls)
+    PARLEY_NONNULL(1);
+
+/* Dials host:port (numeric IPv4/IPv6 or "localhost").  expected_pk (may be
+ * NULL) makes the handshake refuse any other remote key.  OUT: *out, valid
+ * until on_close.  On synchronous failure no callback is called. */
+PARLEY_NODISCARD int parley_net_connect(struct parley_net *net,
+                                        const char *host, uint16_t port,
+                                        const uint8_t *expected_pk,
+                                        const struct parley_link_cbs *cbs,
+                                        void *data, struct parley_link **out)
+    PARLEY_NONNULL(1, 2, 5, 7);
+
+/* Queues a frame.  PARLEY_ECLOSED if the link is closing or not open yet,
+ * PARLEY_ELIMIT if its send queue is over max_sendq (back-pressure: the
+ * frame is not queued), PARLEY_ETOOBIG if larger than the remote's
+ * max_frame. */
+PARLEY_NODISCARD int parley_link_send(struct parley_link *l,
+                                      const struct parley_frame *f)
+    PARLEY_NONNULL(1, 2);
+/* Sends ERROR(req, code, text) and closes after it is flushed. */
+void parley_link_fail(struct parley_link *l, uint32_t req, int code,
+                      const char *text) PARLEY_NONNULL(1, 4);
+/* Starts closing (idempotent); on_close follows from the loop. */
+void parley_link_close(struct parley_link *l, int reason) PARLEY_NONNULL(1);
+
+int parley_link_is_open(const struct parley_link *l) PARLEY_NONNULL(1);
+/* Remote Ed25519 key (valid once open). */
+const uint8_t *parley_link_remote_pk(const struct parley_link *l)
+    PARLEY_NONNULL(1);
+/* The remote's HELLO fields (valid once open; strings NUL-terminated). */
+uint8_t parley_link_remote_role(const struct parley_link *l) PARLEY_NONNULL(1);
+const char *parley_link_remote_name(const struct parley_link *l)
+    PARLEY_NONNULL(1);
+const char *parley_link_remote_addr(const struct parley_link *l)
+    PARLEY_NONNULL(1);
+uint32_t parley_link_remote_caps(const struct parley_link *l) PARLEY_NONNULL(1);
+/* The TCP peer address "ip:port" of the socket. */
+const char *parley_link_peername(const struct parley_link *l) PARLEY_NONNULL(1);
+int parley_link_accepted(const struct parley_link *l) PARLEY_NONNULL(1);
+/* Bytes queued or in flight. */
+size_t parley_link_sendq(const struct parley_link *l) PARLEY_NONNULL(1);
+void *parley_link_data(const struct parley_link *l) PARLEY_NONNULL(1);
+void parley_link_set_data(struct parley_link *l, void *data) PARLEY_NONNULL(1);
+/* Replaces the callbacks (e.g. once an accepted link says who it is). */
+void parley_link_set_cbs(struct parley_link *l,
+                         const struct parley_link_cbs *cbs) PARLEY_NONNULL(1, 2);
+
+#endif

@@ -1,0 +1,543 @@
+/* link_io.c — the byte path of a link: preamble, Noise handshake, AEAD
+ * records, frame decoding and dispatch, the send queue and its flush. */
+#include "net/link_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+/* One uv_write: the request and the bytes it writes, freed together in the
+ * write callback.  pt_bytes is the plaintext it carries (0 for handshake
+ * bytes), subtracted from the link's in-flight count on completion. */
+struct link_write {
+  uv_write_t req;
+  struct parley_link *link;
+  size_t pt_bytes;
+  uint8_t data[];
+};
+
+void parley__buf_trim(struct parley_buf *b) {
+  if (b->len == 0 && b->alloc > PARLEY_NET_TRIM)
+    parley_buf_close(b); /* keeps the cap */
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status) {
+  struct link_write *w = (struct link_write *)req; /* req is first */
+  struct parley_link *l = w->link;
+
+  l->inflight -= w->pt_bytes;
+  parley_free(w);
+  if (l->closing)
+    return; /* UV_ECANCELED from our own close, or a late completion */
+  if (status < 0) {
+    PARLEY_LOG(l->net->log, PARLEY_LOG_DEBUG, "link %s: write: %s",
+               l->peername, uv_strerror(status));
+    parley__link_close(l, l->failing ? l->fail_reason
+                                     : parley_err_from_uv(status));
+    return;
+  }
+  if (l->failing && l->out.len == 0 && l->inflight == 0)
+    parley__link_close(l, l->fail_reason);
+}
+
+static struct link_write *write_new(struct parley_link *l, size_t len) {
+  struct link_write *w = parley_malloc(sizeof *w + len);
+  if (w != NULL) {
+    w->link = l;
+    w->pt_bytes = 0;
+  }
+  return w;
+}
+
+static int write_submit(struct parley_link *l, struct link_write *w,
+                        size_t len) {
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned int)len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &b, 1, on_write);
+  if (rc < 0) {
+    parley_free(w);
+    return parley_err_from_uv(rc);
+  }
+  l->inflight += w->pt_bytes;
+  l->net->stats.bytes_out += len;
+  return PARLEY_OK;
+}
+
+/* Unencrypted bytes (preamble, handshake messages). */
+static int write_raw(struct parley_link *l, const uint8_t *p, size_t n) {
+  struct link_write *w = write_new(l, n);
+  if (w == NULL)
+    return PARLEY_ENOMEM;
+  memcpy(w->data, p, n);
+  return write_submit(l, w, n);
+}
+
+int parley__link_flush(struct parley_link *l) {
+  const size_t per = PARLEY_WIRE_RECORD_HDR + PARLEY_WIRE_TAG;
+  size_t n = l->out.len, nrec, total, pos, wp, chunk;
+  struct link_write *w;
+  int rc;
+
+  if (n == 0)
+    return PARLEY_OK;
+  nrec = (n + PARLEY_NET_RECORD_PT - 1) / PARLEY_NET_RECORD_PT;
+  total = n + nrec * per;
+  w = write_new(l, total);
+  if (w == NULL)
+    return PARLEY_ENOMEM;
+  for (pos = 0, wp = 0; pos < n; pos += chunk) {
+    chunk = n - pos < PARLEY_NET_RECORD_PT ? n - pos : PARLEY_NET_RECORD_PT;
+    parley_wire_record_header(w->data + wp,
+                              (uint32_t)(chunk + PARLEY_WIRE_TAG));
+    rc = parley_session_seal(&l->sess, w->data + wp, PARLEY_WIRE_RECORD_HDR,
+                             l->out.data + pos, chunk,
+                             w->data + wp + PARLEY_WIRE_RECORD_HDR);
+    if (rc < 0) {
+      parley_free(w);
+      return rc; /* the nonce stream is now out of step: caller closes */
+    }
+    wp += chunk + per;
+  }
+  w->pt_bytes = n;
+  rc = write_submit(l, w, total);
+  if (rc < 0)
+    return rc;
+  l->net->stats.records_out += nrec;
+  l->out.len = 0;
+  parley__buf_trim(&l->out);
+  return PARLEY_OK;
+}
+
+int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
+                       int internal) {
+  size_t size = parley_wire_encoded_size(f), written;
+  uint32_t limit;
+  int rc;
+
+  if (size < PARLEY_WIRE_FRAME_HDR)
+    return PARLEY_EINVAL;
+  if (!internal) {
+    limit = l->remote_max_frame < PARLEY_MAX_FRAME ? l->remote_max_frame
+                                                   : PARLEY_MAX_FRAME;
+    /* The frame length on the wire counts type + payload. */
+    if (size - 4 > limit)
+      return PARLEY_ETOOBIG;
+    if (l->out.len + l->inflight + size > l->net->max_sendq)
+      return PARLEY_ELIMIT;
+  }
+  rc = parley_buf_reserve(&l->out, size);
+  if (rc == PARLEY_ETOOBIG)
+    return PARLEY_ELIMIT;
+  if (rc < 0)
+    return rc;
+  rc = parley_wire_encode(f, l->out.data + l->out.len, size, &written);
+  if (rc < 0)
+    return rc;
+  l->out.len += written;
+  l->net->stats.frames_out++;
+  return PARLEY_OK;
+}
+
+void parley__link_fail(struct parley_link *l, uint32_t req, int code,
+                       const char *text, int reason) {
+  struct parley_frame f;
+  size_t tlen = strlen(text);
+  int rc;
+
+  if (l->closing || l->failing)
+    return;
+  if (!l->has_session) {
+    parley__link_close(l, reason); /* nothing can be sealed yet */
+    return;
+  }
+  memset(&f, 0, sizeof f);
+  f.type = PARLEY_FRAME_ERROR;
+  f.u.error.req = req;
+  f.u.error.code = (uint16_t)(code < 0 ? -code : code);
+  f.u.error.text.ptr = text;
+  f.u.error.text.len = tlen > PARLEY_MAX_ERRTEXT ? PARLEY_MAX_ERRTEXT : tlen;
+  rc = parley__link_queue(l, &f, 1);
+  if (rc < 0) {
+    parley__link_close(l, reason);
+    return;
+  }
+  /* No more input; the flush writes the ERROR and its write callback
+   * closes the link.  The timer bounds the wait for a peer that does not
+   * read. */
+  l->failing = 1;
+  l->fail_reason = reason;
+  (void)uv_read_stop((uv_stream_t *)&l->tcp);
+  (void)uv_timer_stop(&l->timer);
+  (void)uv_timer_start(&l->timer, parley__link_timeout, l->net->hs_timeout_ms,
+                       0);
+}
+
+/* Bad input: count it, log it, answer ERROR if a session exists, close. */
+static void proto_error(struct parley_link *l, int rc, const char *what) {
+  l->net->stats.protocol_errors++;
+  PARLEY_LOG(l->net->log, PARLEY_LOG_WARN, "link %s: %s: %s", l->peername,
+             what, parley_strerror(rc));
+  parley__link_fail(l, 0, rc, what, rc);
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Writes our next handshake message, if it is our turn. */
+static int hs_write_next(struct parley_link *l, uint8_t *out, size_t *n) {
+  size_t mlen = 0;
+  int rc;
+
+  if (!parley_handshake_wants_write(&l->hs))
+    return PARLEY_OK;
+  rc = parley_handshake_write(&l->hs, out + *n + PARLEY_WIRE_HS_HDR,
+                              PARLEY_WIRE_MAX_HS, &mlen);
+  if (rc < 0)
+    return rc;
+  parley_wire_hs_header(out + *n, (uint16_t)mlen);
+  *n += PARLEY_WIRE_HS_HDR + mlen;
+  return PARLEY_OK;
+}
+
+int parley__link_start(struct parley_link *l) {
+  uint8_t out[PARLEY_WIRE_PREAMBLE_LEN + PARLEY_WIRE_HS_HDR +
+              PARLEY_WIRE_MAX_HS];
+  size_t n = PARLEY_WIRE_PREAMBLE_LEN;
+  int rc;
+
+  (void)uv_tcp_nodelay(&l->tcp, 1);
+  parley_wire_preamble_write(out);
+  rc = hs_write_next(l, out, &n); /* Noise message 1 when dialling */
+  if (rc < 0)
+    return rc;
+  rc = write_raw(l, out, n);
+  if (rc < 0)
+    return rc;
+  rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+  return rc < 0 ? parley_err_from_uv(rc) : PARLEY_OK;
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t cap, struct parley_str s) {
+  size_t n = s.len < cap - 1 ? s.len : cap - 1;
+  if (n > 0)
+    memcpy(dst, s.ptr, n);
+  dst[n] = '\0';
+}
+
+static void on_hello(struct parley_link *l, const struct parley_frame *f) {
+  struct parley_net *net = l->net;
+  char text[64];
+
+  if (f->u.hello.version != PARLEY_WIRE_VERSION) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+               "link %s: remote speaks version %u, we speak %u", l->peername,
+               (unsigned)f->u.hello.version, (unsigned)PARLEY_WIRE_VERSION);
+    snprintf(text, sizeof text, "unsupported protocol version %u",
+             (unsigned)f->u.hello.version);
+    parley__link_fail(l, 0, PARLEY_EVERSION, text, PARLEY_EVERSION);
+    return;
+  }
+  l->remote_version = f->u.hello.version;
+  l->remote_caps = f->u.hello.caps;
+  l->remote_max_frame = f->u.hello.max_frame;
+  l->remote_role = f->u.hello.role;
+  copy_str(l->remote_name, sizeof l->remote_name, f->u.hello.name);
+  copy_str(l->remote_addr, sizeof l->remote_addr, f->u.hello.addr);
+  l->state = PARLEY_LINK_OPEN;
+  l->opened = 1;
+  net->stats.links_open++;
+  net->stats.handshakes_ok++;
+  (void)uv_timer_stop(&l->timer);
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG,
+             "link %s: open (%s, name \"%s\", role %u)", l->peername,
+             l->accepted ? "accepted" : "dialled", l->remote_name,
+             (unsigned)l->remote_role);
+  if (l->cbs.on_open != NULL)
+    l->cbs.on_open(l);
+}
+
+static void dispatch(struct parley_link *l, const struct parley_frame *f) {
+  if (l->state == PARLEY_LINK_HELLO_WAIT) {
+    if (f->type == PARLEY_FRAME_HELLO) {
+      on_hello(l, f);
+    } else if (f->type == PARLEY_FRAME_ERROR) {
+      /* The remote refuses us before opening (e.g. EVERSION). */
+      PARLEY_LOG(l->net->log, PARLEY_LOG_WARN,
+                 "link %s: remote sent ERROR %u before HELLO: %.*s",
+                 l->peername, (unsigned)f->u.error.code,
+                 (int)f->u.error.text.len, f->u.error.text.ptr);
+      parley__link_close(l, f->u.error.code ? -(int)f->u.error.code
+                                            : PARLEY_ECLOSED);
+    } else {
+      proto_error(l, PARLEY_EPROTO, "frame before HELLO");
+    }
+    return;
+  }
+  if (f->type == PARLEY_FRAME_HELLO) {
+    proto_error(l, PARLEY_EPROTO, "second HELLO");
+    return;
+  }
+  if (l->cbs.on_frame != NULL)
+    l->cbs.on_frame(l, f);
+}
+
+/* Decodes and dispatches every complete frame in l->pt.  Returns < 0 when
+ * the link is closing or failing (the caller must stop at once). */
+static int process_frames(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  struct parley_frame f;
+  size_t off = 0, used;
+  char text[48];
+  int rc;
+
+  while (off < l->pt.len) {
+    used = 0;
+    rc = parley_wire_decode(l->pt.data + off, l->pt.len - off,
+                            net->max_frame, &f, &used);
+    if (rc == PARLEY_EAGAIN)
+      break;
+    if (rc == PARLEY_EUNKNOWNTYPE && l->state == PARLEY_LINK_OPEN &&
+        used >= PARLEY_WIRE_FRAME_HDR) {
+      uint8_t type = l->pt.data[off + 4];
+      net->stats.frames_in++;
+      PARLEY_LOG(net->log, PARLEY_LOG_DEBUG,
+                 "link %s: skipping unknown frame type 0x%02x", l->peername,
+                 (unsigned)type);
+      snprintf(text, sizeof text, "unknown frame type 0x%02x",
+               (unsigned)type);
+      memset(&f, 0, sizeof f);
+      f.type = PARLEY_FRAME_ERROR;
+      f.u.error.code = (uint16_t)-PARLEY_EUNKNOWNTYPE;
+      f.u.error.text.ptr = text;
+      f.u.error.text.len = strlen(text);
+      if (parley__link_queue(l, &f, 1) < 0) {
+        /* A peer that floods us with unknown frames without reading. */
+        proto_error(l, PARLEY_ELIMIT, "too many unanswered unknown frames");
+        return PARLEY_ELIMIT;
+      }
+      off += used;
+      continue;
+    }
+    if (rc < 0) {
+      proto_error(l, rc == PARLEY_EUNKNOWNTYPE ? PARLEY_EPROTO : rc,
+                  rc == PARLEY_ETOOBIG   ? "frame over max_frame"
+                  : rc == PARLEY_EUNKNOWNTYPE ? "unknown frame before HELLO"
+                                              : "malformed frame");
+      return rc;
+    }
+    off += used;
+    net->stats.frames_in++;
+    dispatch(l, &f);
+    if (l->closing || l->failing)
+      return PARLEY_ECLOSED; /* the user (or we) closed it: touch nothing */
+  }
+  parley_buf_consume(&l->pt, off);
+  parley__buf_trim(&l->pt);
+  return PARLEY_OK;
+}
+
+/* ---- records and the handshake ------------------------------------------ */
+
+/* One complete record at p: decrypt into l->pt, then decode frames.
+ * PARLEY_EAGAIN if incomplete; < 0 otherwise means the link stopped. */
+static int record_step(struct parley_link *l, const uint8_t *p, size_t left,
+                       size_t *used) {
+  const uint8_t *ct;
+  size_t ct_len, pt_len;
+  int rc;
+
+  rc = parley_wire_record_decode(p, left, PARLEY_MAX_RECORD + PARLEY_WIRE_TAG,
+                                 &ct, &ct_len, used);
+  if (rc == PARLEY_EAGAIN)
+    return rc;
+  if (rc < 0) {
+    proto_error(l, rc, "bad record");
+    return rc;
+  }
+  pt_len = ct_len - PARLEY_WIRE_TAG;
+  /* Reserve at least one byte so the output pointer is never NULL. */
+  rc = parley_buf_reserve(&l->pt, pt_len ? pt_len : 1);
+  if (rc < 0) {
+    if (rc == PARLEY_ETOOBIG)
+      proto_error(l, rc, "plaintext buffer full");
+    else
+      parley__link_close(l, rc);
+    return rc;
+  }
+  rc = parley_session_open(&l->sess, p, PARLEY_WIRE_RECORD_HDR, ct, ct_len,
+                           l->pt.data + l->pt.len);
+  if (rc < 0) {
+    if (rc == PARLEY_ECRYPTO)
+      proto_error(l, rc, "record failed authentication");
+    else
+      parley__link_close(l, rc);
+    return rc;
+  }
+  l->pt.len += pt_len;
+  l->net->stats.records_in++;
+  return process_frames(l);
+}
+
+static int hello_queue(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  struct parley_frame f;
+
+  memset(&f, 0, sizeof f);
+  f.type = PARLEY_FRAME_HELLO;
+  f.u.hello.version = PARLEY_WIRE_VERSION;
+  f.u.hello.caps = PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH;
+  f.u.hello.max_frame = net->max_frame;
+  f.u.hello.role = net->role;
+  f.u.hello.name.ptr = net->name;
+  f.u.hello.name.len = strlen(net->name);
+  f.u.hello.addr.ptr = net->addr;
+  f.u.hello.addr.len = strlen(net->addr);
+  return parley__link_queue(l, &f, 1);
+}
+
+/* One complete handshake message at p.  PARLEY_EAGAIN if incomplete; < 0
+ * otherwise means the link was closed. */
+static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
+                   size_t *used) {
+  struct parley_net *net = l->net;
+  uint8_t out[PARLEY_WIRE_HS_HDR + PARLEY_WIRE_MAX_HS];
+  const uint8_t *msg;
+  size_t mlen, n = 0;
+  int rc;
+
+  rc = parley_wire_hs_decode(p, left, &msg, &mlen, used);
+  if (rc == PARLEY_EAGAIN)
+    return rc;
+  if (rc < 0) {
+    proto_error(l, rc, "bad handshake message");
+    return rc;
+  }
+  rc = parley_handshake_read(&l->hs, msg, mlen);
+  if (rc < 0) {
+    if (rc != PARLEY_EAUTH)
+      net->stats.protocol_errors++;
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: handshake failed: %s",
+               l->peername, parley_strerror(rc));
+    parley__link_close(l, rc);
+    return rc;
+  }
+  rc = hs_write_next(l, out, &n);
+  if (rc >= 0 && n > 0)
+    rc = write_raw(l, out, n);
+  if (rc >= 0 && parley_handshake_done(&l->hs)) {
+    rc = parley_handshake_finish(&l->hs, &l->sess, l->remote_pk);
+    if (rc >= 0) {
+      l->has_session = 1;
+      l->state = PARLEY_LINK_HELLO_WAIT;
+      rc = hello_queue(l);
+    }
+  }
+  if (rc < 0) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: handshake: %s",
+               l->peername, parley_strerror(rc));
+    parley__link_close(l, rc);
+    return rc;
+  }
+  return PARLEY_OK;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void process_input(struct parley_link *l) {
+  size_t off = 0, used;
+  int rc;
+
+  while (off < l->in.len) {
+    const uint8_t *p = l->in.data + off;
+    size_t left = l->in.len - off;
+
+    used = 0;
+    if (l->state == PARLEY_LINK_PREAMBLE) {
+      rc = parley_wire_preamble_check(p, left);
+      if (rc == PARLEY_EAGAIN)
+        break;
+      if (rc < 0) {
+        proto_error(l, rc, "bad preamble");
+        return;
+      }
+      used = PARLEY_WIRE_PREAMBLE_LEN;
+      l->state = PARLEY_LINK_HANDSHAKE;
+    } else if (l->state == PARLEY_LINK_HANDSHAKE) {
+      rc = hs_step(l, p, left, &used);
+      if (rc == PARLEY_EAGAIN)
+        break;
+      if (rc < 0)
+        return;
+    } else {
+      rc = record_step(l, p, left, &used);
+      if (rc == PARLEY_EAGAIN)
+        break;
+      if (rc < 0)
+        return;
+    }
+    off += used;
+    if (l->closing || l->failing)
+      return;
+  }
+  parley_buf_consume(&l->in, off);
+  parley__buf_trim(&l->in);
+  /* The buffer holds the largest legal record, so a full buffer that does
+   * not parse cannot happen with a conforming peer. */
+  if (l->in.len == l->in.cap)
+    proto_error(l, PARLEY_ETOOBIG, "input buffer full");
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct parley_link *l = h->data;
+  size_t room = l->in.cap - l->in.len, avail;
+
+  (void)suggested;
+  buf->base = NULL;
+  buf->len = 0;
+  if (room == 0 ||
+      parley_buf_reserve(&l->in, room < PARLEY_NET_READ_CHUNK
+                                     ? room
+                                     : PARLEY_NET_READ_CHUNK) < 0)
+    return; /* libuv reports UV_ENOBUFS to on_read */
+  avail = l->in.alloc - l->in.len;
+  if (avail > room)
+    avail = room;
+  buf->base = (char *)l->in.data + l->in.len;
+  buf->len = avail;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct parley_link *l = s->data;
+
+  (void)buf;
+  if (l->closing || l->failing)
+    return;
+  if (nread > 0) {
+    l->in.len += (size_t)nread;
+    l->net->stats.bytes_in += (uint64_t)nread;
+    process_input(l);
+    return;
+  }
+  if (nread == 0)
+    return;
+  if (nread == UV_EOF) {
+    PARLEY_LOG(l->net->log, PARLEY_LOG_DEBUG, "link %s: remote closed",
+               l->peername);
+    parley__link_close(l, PARLEY_ECLOSED);
+  } else if (nread == UV_ENOBUFS) {
+    if (l->in.len == l->in.cap)
+      proto_error(l, PARLEY_ETOOBIG, "input buffer full");
+    else
+      parley__link_close(l, PARLEY_ENOMEM);
+  } else {
+    PARLEY_LOG(l->net->log, PARLEY_LOG_DEBUG, "link %s: read: %s",
+               l->peername, uv_strerror((int)nread));
+    parley__link_close(l, parley_err_from_uv((int)nread));
+  }
+}

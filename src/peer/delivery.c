@@ -1,0 +1,837 @@
+/*
+ * delivery.c — moving messages between peers: links to other peers (opened
+ * on demand, kept), publishing to a topic's subscribers and direct sends,
+ * receiving (check, de-duplicate, store, acknowledge after commit), acks,
+ * and the outbox of acknowledged-mode deliveries retried with back-off.
+ */
+#include "peer/node_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 30000
+#define MAX_PENDING_ASYNC 10000
+#define OUTBOX_BATCH 512
+#define ROUTE_WAIT_MAX_MS 3000
+
+static uint64_t backoff_ms(uint32_t attempts) {
+  uint64_t d = RETRY_FIRST_MS;
+  while (attempts-- > 0 && d < RETRY_MAX_MS)
+    d *= 2;
+  return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
+}
+
+/* The preferred open link to a peer, or NULL. */
+static struct parley_link *peer_link(const struct rpeer *p) {
+  for (struct plink *pl = p->links; pl; pl = pl->next)
+    if (pl->open)
+      return pl->link;
+  return NULL;
+}
+
+static void plink_unlink(struct plink *pl) {
+  struct rpeer *p = pl->peer;
+  if (p == NULL)
+    return;
+  if (pl->prev)
+    pl->prev->next = pl->next;
+  else
+    p->links = pl->next;
+  if (pl->next)
+    pl->next->prev = pl->prev;
+  pl->prev = pl->next = NULL;
+  pl->peer = NULL;
+}
+
+static void plink_push_front(struct rpeer *p, struct plink *pl) {
+  pl->peer = p;
+  pl->prev = NULL;
+  pl->next = p->links;
+  if (p->links)
+    p->links->prev = pl;
+  p->links = pl;
+}
+
+/* Frees a peer record; its links are detached from the node first so that
+ * their close callbacks (which come later, from the net) touch nothing. */
+void parley__rpeer_free(struct rpeer *p) {
+  struct plink *pl = p->links;
+  while (pl) {
+    struct plink *next = pl->next;
+    pl->node = NULL;
+    pl->peer = NULL;
+    pl->prev = pl->next = NULL;
+    parley_link_close(pl->link, PARLEY_ECANCELED);
+    pl = next;
+  }
+  p->links = NULL;
+  while (p->pending) {
+    struct pending_msg *pm = p->pending;
+    p->pending = pm->next;
+    parley_free(pm);
+  }
+  parley_free(p);
+}
+
+static int send_msg(struct parley_node *n, struct rpeer *p,
+                    const struct parley_msg *m, int ack_req) {
+  struct parley_link *l = peer_link(p);
+  struct parley_frame f;
+
+  if (l == NULL)
+    return PARLEY_ECLOSED;
+  memset(&f, 0, sizeof f);
+  f.type = PARLEY_FRAME_MSG;
+  f.u.msg.flags = (uint8_t)((m->flags & ~PARLEY_MSG_ACK_REQ) |
+                            (ack_req ? PARLEY_MSG_ACK_REQ : 0));
+  f.u.msg.publisher = m->publisher;
+  f.u.msg.channel.ptr = m->channel;
+  f.u.msg.channel.len = m->channel_len;
+  f.u.msg.seq = m->seq;
+  f.u.msg.ts_ms = (uint64_t)m->ts_ms;
+  f.u.msg.body = m->body;
+  f.u.msg.body_len = (uint32_t)m->body_len;
+  return parley_link_send(l, &f);
+}
+
+void parley__peer_try_dial(struct parley_node *n, struct rpeer *p) {
+  char host[PARLEY_MAX_ADDR + 1];
+  uint16_t port;
+  struct plink *pl;
+  int rc;
+
+  if (n->closing || p->dialling || peer_link(p) != NULL)
+    return;
+  if (parley_mono_ms() < p->next_dial_ms)
+    return;
+  if (p->addr[0] == '\0' ||
+      parley_parse_hostport(p->addr, host, sizeof host, &port) < 0) {
+    parley__ic_lookup(n, p);
+    return;
+  }
+  pl = parley_calloc(1, sizeof *pl);
+  if (pl == NULL)
+    return;
+  pl->node = n;
+  rc = parley_net_connect(n->net, host, port, p->pk, &n->peer_cbs, pl,
+                          &pl->link);
+  if (rc < 0) {
+    PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "dial %s at %s: %s", p->id, p->addr,
+               parley_strerror(rc));
+    parley_free(pl);
+    p->dial_failures++;
+    p->next_dial_ms = parley_mono_ms() + backoff_ms(p->dial_failures);
+    return;
+  }
+  p->dialling = 1;
+  /* Not open yet: appended behind any open link. */
+  plink_push_front(p, pl);
+}
+
+/* ---- outbox ------------------------------------------------------------ */
+
+struct resend_ctx {
+  struct parley_node *n;
+  int64_t now;
+  uint32_t sent;
+};
+
+static int resend_one(void *ctx, const struct parley_outbox_entry *e,
+                      const struct parley_msg *m) {
+  struct resend_ctx *c = ctx;
+  struct parley_node *n = c->n;
+  struct rpeer *p = parley__node_peer(n, e->recipient, 1);
+  int rc;
+
+  if (p == NULL)
+    return PARLEY_ENOMEM;
+  if (peer_link(p) != NULL) {
+    rc = send_msg(n, p, m, 1);
+    if (rc == PARLEY_ELIMIT)
+      return 0; /* back-pressure: stays due, tried again next tick */
+    if (rc == PARLEY_OK) {
+      c->sent++;
+      if (e->attempts > 0)
+        n->m.retries++;
+    }
+  } else {
+    parley__peer_try_dial(n, p);
+  }
+  rc = parley_store_outbox_reschedule(n->store, e->id, e->attempts + 1,
+                                      c->now + (int64_t)backoff_ms(e->attempts));
+  return rc < 0 ? rc : 0;
+}
+
+void parley__outbox_kick_peer(struct parley_node *n, struct rpeer *p) {
+  struct resend_ctx c = {n, parley_now_ms(), 0};
+  int rc;
+
+  if (peer_link(p) == NULL) {
+    parley__peer_try_dial(n, p);
+    return;
+  }
+  if (parley__node_tx(n) < 0)
+    return;
+  rc = parley_store_outbox_for(n->store, p->pk, resend_one, &c);
+  if (rc < 0)
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "outbox for %s: %s", p->id,
+               parley_strerror(rc));
+  else if (c.sent)
+    PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "resent %u queued to %s", c.sent,
+               p->id);
+}
+
+/* ---- publish ----------------------------------------------------------- */
+
+static void ackwait_free(struct ackwait *w) {
+  parley_free(w->subs);
+  parley_free(w->acked);
+  parley_free(w->refused);
+  parley_free(w);
+}
+
+static void ackwait_unlink(struct parley_node *n, struct ackwait *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else if (n->ackwaits == w)
+    n->ackwaits = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+}
+
+static void ackwait_gone(void *data, struct parley_http_req *r) {
+  struct ackwait *w = data;
+  w->req = NULL; /* keep waiting for the acks; nobody to tell */
+}
+
+static void finish(struct parley_node *n, struct ackwait *w, int timed_out) {
+  if (w->req) {
+    parley_http_set_close_cb(w->req, NULL, NULL);
+    parley__api_publish_result(n, w, timed_out);
+  }
+  ackwait_free(w);
+}
+
+/* Stores and sends one message to the given recipients, then answers the
+ * API request (now for fire-and-forget, once acked otherwise).  Returns 1
+ * if the answer comes later, 0 if it was given, or an error (nothing sent,
+ * caller answers). */
+static int do_publish(struct parley_node *n, struct parley_http_req *req,
+                      const char *channel, const uint8_t *body, size_t len,
+                      uint32_t flags, int ack_mode, uint64_t timeout_ms,
+                      struct rpeer **rcpt, uint32_t nrcpt) {
+  struct parley_msg m;
+  struct ackwait *w;
+  int64_t rowid = 0, now = parley_now_ms();
+  uint64_t seq;
+  int rc;
+
+  if (ack_mode && n->outbox_depth + nrcpt > n->cfg.max_outbox)
+    return PARLEY_ELIMIT;
+  w = parley_calloc(1, sizeof *w);
+  if (w == NULL)
+    return PARLEY_ENOMEM;
+  w->subs = parley_calloc(nrcpt ? nrcpt : 1, 32);
+  w->acked = parley_calloc(nrcpt ? nrcpt : 1, 1);
+  w->refused = parley_calloc(nrcpt ? nrcpt : 1, 1);
+  if (!w->subs || !w->acked || !w->refused) {
+    ackwait_free(w);
+    return PARLEY_ENOMEM;
+  }
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = parley_store_next_seq(n->store, channel, &seq);
+  if (rc < 0) {
+    ackwait_free(w);
+    return rc;
+  }
+  memset(&m, 0, sizeof m);
+  m.publisher = n->id.pk;
+  m.channel = channel;
+  m.channel_len = strlen(channel);
+  m.seq = seq;
+  m.ts_ms = now;
+  m.flags = flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
+  m.body = body;
+  m.body_len = len;
+  m.outgoing = 1;
+  m.stored_ms = now;
+  rc = parley_store_put_message(n->store, &m, &rowid);
+  if (rc < 0) {
+    ackwait_free(w);
+    return rc;
+  }
+  w->node = n;
+  w->req = req;
+  snprintf(w->channel, sizeof w->channel, "%s", channel);
+  w->seq = seq;
+  w->direct = (flags & PARLEY_MSG_DIRECT) != 0;
+  w->ack_mode = ack_mode;
+  w->nsubs = nrcpt;
+  w->started_ms = parley_mono_ms();
+  w->deadline_ms = w->started_ms + timeout_ms;
+  parley__msg_id(n->id.pk, channel, seq, w->id);
+
+  for (uint32_t i = 0; i < nrcpt; i++) {
+    struct rpeer *p = rcpt[i];
+    memcpy(w->subs[i], p->pk, 32);
+    if (ack_mode) {
+      /* The first retry is due a second from now; the send below is the
+       * first attempt. */
+      rc = parley_store_outbox_add(n->store, rowid, p->pk,
+                                   now + RETRY_FIRST_MS);
+      if (rc < 0) {
+        PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "outbox add: %s",
+                   parley_strerror(rc));
+        continue;
+      }
+      n->outbox_depth++;
+    }
+    rc = send_msg(n, p, &m, ack_mode);
+    if (rc == PARLEY_OK)
+      continue;
+    if (!ack_mode) {
+      if (rc == PARLEY_ECLOSED && p->npending < MAX_PENDING_ASYNC) {
+        struct pending_msg *pm = parley_calloc(1, sizeof *pm);
+        if (pm) {
+          snprintf(pm->channel, sizeof pm->channel, "%s", channel);
+          pm->seq = seq;
+          *p->pending_tail = pm;
+          p->pending_tail = &pm->next;
+          p->npending++;
+        } else {
+          n->m.async_dropped++;
+        }
+      } else {
+        n->m.async_dropped++;
+      }
+    }
+    parley__peer_try_dial(n, p);
+  }
+  n->m.published++;
+  n->m.bytes_published += len;
+  if (w->direct)
+    n->m.direct_sent++;
+
+  if (!ack_mode || nrcpt == 0) {
+    finish(n, w, 0);
+    return 0;
+  }
+  w->next = n->ackwaits;
+  if (n->ackwaits)
+    n->ackwaits->prev = w;
+  n->ackwaits = w;
+  if (req)
+    parley_http_set_close_cb(req, ackwait_gone, w);
+  return 1;
+}
+
+static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
+                            struct route *r, const uint8_t *body, size_t len,
+                            uint32_t flags, int ack_mode,
+                            uint64_t timeout_ms) {
+  struct rpeer **rcpt;
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  uint32_t k = 0;
+  int rc;
+
+  rcpt = parley_calloc(r->subs.count ? r->subs.count : 1, sizeof *rcpt);
+  if (rcpt == NULL)
+    return PARLEY_ENOMEM;
+  parley_map_iter_init(&it, &r->subs);
+  while ((e = parley_map_iter_next(&it)) != NULL)
+    rcpt[k++] = e->value;
+  rc = do_publish(n, req, r->topic, body, len, flags, ack_mode, timeout_ms,
+                  rcpt, k);
+  parley_free(rcpt);
+  return rc;
+}
+
+static void waiting_release(struct parley_node *n, struct route *r,
+                            struct waiting_pub *wp) {
+  int rc = publish_to_route(n, wp->req, r, wp->body, wp->body_len, wp->flags,
+                            wp->ack_mode, wp->timeout_ms);
+  if (rc < 0 && wp->req)
+    parley__api_error(wp->req, rc == PARLEY_ELIMIT ? 429 : 500, rc,
+                      "publish failed");
+  parley_free(wp->body);
+  parley_free(wp);
+}
+
+void parley__deliver_route_ready(struct parley_node *n, struct route *r) {
+  struct waiting_pub *wp = r->waiting;
+  r->waiting = NULL;
+  while (wp) {
+    struct waiting_pub *next = wp->next;
+    if (wp->req)
+      parley_http_set_close_cb(wp->req, NULL, NULL);
+    waiting_release(n, r, wp);
+    wp = next;
+  }
+}
+
+static void waiting_gone(void *data, struct parley_http_req *r) {
+  struct waiting_pub *wp = data;
+  wp->req = NULL;
+}
+
+int parley__publish(struct parley_node *n, struct parley_http_req *req,
+                    const char *channel, const uint8_t *body, size_t len,
+                    uint32_t flags, int ack_mode, uint64_t timeout_ms) {
+  struct waiting_pub *wp;
+  struct route *r;
+
+  if (flags & PARLEY_MSG_DIRECT) {
+    uint8_t pk[32];
+    struct rpeer *p;
+    if (parley_id_decode(channel + 1, pk) < 0)
+      return PARLEY_EINVAL;
+    p = parley__node_peer(n, pk, 1);
+    if (p == NULL)
+      return PARLEY_ENOMEM;
+    return do_publish(n, req, channel, body, len, flags, 1, timeout_ms, &p,
+                      1);
+  }
+  r = parley__route_get(n, channel);
+  if (r == NULL)
+    return PARLEY_ENOMEM;
+  if (r->have_list)
+    return publish_to_route(n, req, r, body, len, flags, ack_mode,
+                            timeout_ms);
+  /* First publish to this topic: wait (briefly) for its subscriber list. */
+  wp = parley_calloc(1, sizeof *wp);
+  if (wp == NULL)
+    return PARLEY_ENOMEM;
+  wp->body = parley_malloc(len ? len : 1);
+  if (wp->body == NULL) {
+    parley_free(wp);
+    return PARLEY_ENOMEM;
+  }
+  memcpy(wp->body, body, len);
+  wp->body_len = len;
+  wp->req = req;
+  wp->flags = flags;
+  wp->ack_mode = ack_mode;
+  wp->timeout_ms = timeout_ms;
+  wp->deadline_ms = parley_mono_ms() +
+                    (timeout_ms < ROUTE_WAIT_MAX_MS ? timeout_ms
+                                                    : ROUTE_WAIT_MAX_MS);
+  snprintf(wp->channel, sizeof wp->channel, "%s", channel);
+  wp->next = r->waiting;
+  r->waiting = wp;
+  if (req)
+    parley_http_set_close_cb(req, waiting_gone, wp);
+  return 1;
+}
+
+void parley__ackwait_cancel_all(struct parley_node *n) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+
+  while (n->ackwaits) {
+    struct ackwait *w = n->ackwaits;
+    ackwait_unlink(n, w);
+    finish(n, w, 1);
+  }
+  parley_map_iter_init(&it, &n->routes);
+  while ((e = parley_map_iter_next(&it)) != NULL) {
+    struct route *r = e->value;
+    while (r->waiting) {
+      struct waiting_pub *wp = r->waiting;
+      r->waiting = wp->next;
+      if (wp->req) {
+        parley_http_set_close_cb(wp->req, NULL, NULL);
+        parley__api_error(wp->req, 503, PARLEY_ECANCELED,
+                          "daemon shutting down");
+      }
+      parley_free(wp->body);
+      parley_free(wp);
+    }
+  }
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static void queue_ack(struct parley_node *n, const uint8_t to[32],
+                      const struct parley_frame *f, int status) {
+  struct ack_out *a;
+  if (f->u.msg.channel.len >= CHANNEL_MAX)
+    return;
+  if (n->nacks == n->cap_acks) {
+    size_t nc = n->cap_acks ? n->cap_acks * 2 : 64;
+    struct ack_out *na = parley_realloc(n->acks, nc * sizeof *na);
+    if (na == NULL)
+      return; /* the publisher will retry and we ack the duplicate */
+    n->acks = na;
+    n->cap_acks = nc;
+  }
+  a = &n->acks[n->nacks++];
+  memcpy(a->to, to, 32);
+  memcpy(a->publisher, f->u.msg.publisher, 32);
+  memcpy(a->channel, f->u.msg.channel.ptr, f->u.msg.channel.len);
+  a->channel[f->u.msg.channel.len] = '\0';
+  a->seq = f->u.msg.seq;
+  a->status = (uint16_t)(status < 0 ? -status : 0);
+}
+
+void parley__flush_acks(struct parley_node *n) {
+  for (size_t i = 0; i < n->nacks; i++) {
+    struct ack_out *a = &n->acks[i];
+    struct rpeer *p = parley__node_peer(n, a->to, 0);
+    struct parley_link *l = p ? peer_link(p) : NULL;
+    struct parley_frame f;
+
+    if (l == NULL)
+      continue; /* the publisher retries; we ack the duplicate then */
+    memset(&f, 0, sizeof f);
+    f.type = PARLEY_FRAME_ACK;
+    f.u.ack.publisher = a->publisher;
+    f.u.ack.channel.ptr = a->channel;
+    f.u.ack.channel.len = strlen(a->channel);
+    f.u.ack.seq = a->seq;
+    f.u.ack.status = a->status;
+    if (parley_link_send(l, &f) == PARLEY_OK)
+      n->m.acks_sent++;
+  }
+  n->nacks = 0;
+}
+
+static void on_msg(struct parley_node *n, struct plink *pl,
+                   const struct parley_frame *f) {
+  struct rpeer *p = pl->peer;
+  const struct parley_str *ch = &f->u.msg.channel;
+  char channel[CHANNEL_MAX];
+  struct parley_msg m;
+  int64_t now;
+  int rc = PARLEY_OK, ack = (f->u.msg.flags & PARLEY_MSG_ACK_REQ) != 0;
+
+  /* Only publishers deliver their own messages in this version; relays
+   * come with signed batches (a later issue). */
+  if (memcmp(f->u.msg.publisher, p->pk, 32) != 0) {
+    parley_link_fail(pl->link, 0, PARLEY_EAUTH,
+                     "publisher key differs from the link's");
+    n->m.rejected++;
+    return;
+  }
+  if (ch->len == 0 || ch->len >= CHANNEL_MAX) {
+    parley_link_fail(pl->link, 0, PARLEY_EPROTO, "bad channel");
+    n->m.rejected++;
+    return;
+  }
+  memcpy(channel, ch->ptr, ch->len);
+  channel[ch->len] = '\0';
+  if (f->u.msg.flags & PARLEY_MSG_DIRECT) {
+    char mine[CHANNEL_MAX];
+    parley__direct_channel(n->id.pk, mine);
+    if (strcmp(mine, channel) != 0)
+      rc = PARLEY_EDENIED;
+  } else if (!parley_topic_valid(channel, ch->len, PARLEY_MAX_TOPIC)) {
+    rc = PARLEY_EINVAL;
+  } else if (parley_map_get(&n->subs, channel, ch->len) == NULL) {
+    rc = PARLEY_EDENIED; /* not (or no longer) subscribed */
+  }
+  if (rc == PARLEY_OK && f->u.msg.body_len > n->cfg.max_message)
+    rc = PARLEY_ETOOBIG;
+  if (rc == PARLEY_OK && !(f->u.msg.flags & PARLEY_MSG_BINARY) &&
+      !parley_utf8_valid(f->u.msg.body, f->u.msg.body_len))
+    rc = PARLEY_EINVAL;
+  if (rc < 0) {
+    n->m.rejected++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "refused message %s#%llu from %s: %s",
+               channel, (unsigned long long)f->u.msg.seq, p->id,
+               parley_strerror(rc));
+    if (ack)
+      queue_ack(n, p->pk, f, rc);
+    return;
+  }
+
+  now = parley_now_ms();
+  memset(&m, 0, sizeof m);
+  m.publisher = f->u.msg.publisher;
+  m.channel = channel;
+  m.channel_len = ch->len;
+  m.seq = f->u.msg.seq;
+  m.ts_ms = (int64_t)f->u.msg.ts_ms;
+  m.flags = f->u.msg.flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
+  m.body = f->u.msg.body;
+  m.body_len = f->u.msg.body_len;
+  m.outgoing = 0;
+  m.stored_ms = now;
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = parley_store_put_message(n->store, &m, &m.rowid);
+  if (rc == PARLEY_EEXIST) {
+    n->m.duplicates++;
+  } else if (rc < 0) {
+    PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "store message: %s (%s)",
+               parley_strerror(rc), parley_store_errmsg(n->store));
+    return; /* no ack: the publisher retries */
+  } else {
+    n->m.received++;
+    n->m.bytes_received += m.body_len;
+    if (m.flags & PARLEY_MSG_DIRECT)
+      n->m.direct_received++;
+    if (now >= m.ts_ms)
+      parley_histogram_observe(&n->m.delivery_latency,
+                               (double)(now - m.ts_ms) / 1000.0);
+    parley__api_stream_msg(n, &m);
+  }
+  if (ack)
+    queue_ack(n, p->pk, f, PARLEY_OK);
+}
+
+static void on_ack(struct parley_node *n, struct plink *pl,
+                   const struct parley_frame *f) {
+  struct rpeer *p = pl->peer;
+  char channel[CHANNEL_MAX];
+  int rc;
+
+  if (memcmp(f->u.ack.publisher, n->id.pk, 32) != 0 ||
+      f->u.ack.channel.len == 0 || f->u.ack.channel.len >= CHANNEL_MAX)
+    return;
+  memcpy(channel, f->u.ack.channel.ptr, f->u.ack.channel.len);
+  channel[f->u.ack.channel.len] = '\0';
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = parley_store_outbox_ack(n->store, p->pk, n->id.pk, channel,
+                                 f->u.ack.seq);
+  if (rc == PARLEY_OK) {
+    n->m.acks_received++;
+    if (n->outbox_depth > 0)
+      n->outbox_depth--;
+  } else if (rc != PARLEY_ENOTFOUND) {
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "outbox ack: %s",
+               parley_strerror(rc));
+  }
+  if (f->u.ack.status != 0)
+    PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "%s refused %s#%llu: %s", p->id,
+               channel, (unsigned long long)f->u.ack.seq,
+               parley_strerror(-(int)f->u.ack.status));
+  for (struct ackwait *w = n->ackwaits; w; w = w->next) {
+    if (w->seq != f->u.ack.seq || strcmp(w->channel, channel) != 0)
+      continue;
+    for (uint32_t i = 0; i < w->nsubs; i++) {
+      if (w->acked[i] || memcmp(w->subs[i], p->pk, 32) != 0)
+        continue;
+      w->acked[i] = 1;
+      w->refused[i] = f->u.ack.status != 0;
+      w->nacked++;
+      parley_histogram_observe(
+          &n->m.ack_latency,
+          (double)(parley_mono_ms() - w->started_ms) / 1000.0);
+    }
+    if (w->nacked == w->nsubs) {
+      ackwait_unlink(n, w);
+      finish(n, w, 0);
+    }
+    break;
+  }
+}
+
+/* ---- peer link callbacks ---------------------------------------------------- */
+
+static void send_pending(struct parley_node *n, struct rpeer *p);
+
+static void pl_open(struct parley_link *l) {
+  struct plink *pl;
+  struct parley_node *n;
+  struct rpeer *p;
+  const char *raddr;
+
+  if (parley_link_accepted(l)) {
+    n = parley_link_data(l);
+    if (n == NULL || n->closing) {
+      parley_link_close(l, PARLEY_ECANCELED);
+      return;
+    }
+    pl = parley_calloc(1, sizeof *pl);
+    if (pl == NULL) {
+      parley_link_close(l, PARLEY_ENOMEM);
+      return;
+    }
+    pl->node = n;
+    pl->link = l;
+    parley_link_set_data(l, pl);
+  } else {
+    pl = parley_link_data(l);
+    n = pl->node;
+    if (n == NULL)
+      return;
+  }
+  if (parley_link_remote_role(l) != PARLEY_ROLE_PEER) {
+    parley_link_fail(l, 0, PARLEY_EPROTO, "expected a peer");
+    return;
+  }
+  p = parley__node_peer(n, parley_link_remote_pk(l), 1);
+  if (p == NULL) {
+    parley_link_close(l, PARLEY_ENOMEM);
+    return;
+  }
+  if (!parley_link_accepted(l)) {
+    plink_unlink(pl);
+    p->dialling = 0;
+  }
+  pl->open = 1;
+  plink_push_front(p, pl);
+  p->dial_failures = 0;
+  p->next_dial_ms = 0;
+  raddr = parley_link_remote_addr(l);
+  if (p->addr[0] == '\0' && raddr[0] != '\0')
+    snprintf(p->addr, sizeof p->addr, "%s", raddr);
+  if (p->name[0] == '\0')
+    snprintf(p->name, sizeof p->name, "%s", parley_link_remote_name(l));
+  p->last_seen_ms = parley_now_ms();
+  PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "link %s %s (%s)",
+             parley_link_accepted(l) ? "from" : "to", p->id,
+             parley_link_peername(l));
+  send_pending(n, p);
+  parley__outbox_kick_peer(n, p);
+}
+
+static void pl_frame(struct parley_link *l, const struct parley_frame *f) {
+  struct plink *pl = parley_link_data(l);
+  struct parley_node *n = pl ? pl->node : NULL;
+
+  if (n == NULL || pl->peer == NULL)
+    return;
+  switch (f->type) {
+  case PARLEY_FRAME_MSG:
+    on_msg(n, pl, f);
+    break;
+  case PARLEY_FRAME_ACK:
+    on_ack(n, pl, f);
+    break;
+  case PARLEY_FRAME_PING: {
+    struct parley_frame pong;
+    memset(&pong, 0, sizeof pong);
+    pong.type = PARLEY_FRAME_PONG;
+    pong.u.ping.nonce = f->u.ping.nonce;
+    if (parley_link_send(l, &pong) < 0)
+      PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "pong not sent");
+    break;
+  }
+  case PARLEY_FRAME_PONG:
+    break;
+  case PARLEY_FRAME_ERROR:
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "peer %s says: %s (%.*s)",
+               pl->peer->id, parley_strerror(-(int)f->u.error.code),
+               (int)f->u.error.text.len, f->u.error.text.ptr);
+    break;
+  default:
+    parley_link_fail(l, 0, PARLEY_EPROTO, "frame not valid between peers");
+    break;
+  }
+}
+
+static void pl_close(struct parley_link *l, int reason) {
+  struct plink *pl = parley_link_data(l);
+  struct parley_node *n;
+  struct rpeer *p;
+
+  if (pl == NULL)
+    return;
+  n = pl->node;
+  p = pl->peer;
+  if (n != NULL && p != NULL) {
+    plink_unlink(pl);
+    if (!pl->open) {
+      p->dialling = 0;
+      p->dial_failures++;
+      p->next_dial_ms = parley_mono_ms() + backoff_ms(p->dial_failures);
+      PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "dial %s at %s failed: %s",
+                 p->id, p->addr, parley_strerror(reason));
+      /* Its address may have changed: ask the index again. */
+      if (p->dial_failures >= 2)
+        parley__ic_lookup(n, p);
+    } else {
+      PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "link with %s closed: %s", p->id,
+                 parley_strerror(reason));
+    }
+  }
+  parley_free(pl);
+}
+
+void parley__peer_link_cbs(struct parley_link_cbs *cbs) {
+  cbs->on_open = pl_open;
+  cbs->on_frame = pl_frame;
+  cbs->on_close = pl_close;
+}
+
+struct pending_ctx {
+  struct parley_node *n;
+  struct rpeer *p;
+};
+
+static int send_pending_one(void *ctx, const struct parley_msg *m) {
+  struct pending_ctx *c = ctx;
+  if (send_msg(c->n, c->p, m, 0) < 0)
+    c->n->m.async_dropped++;
+  return 0;
+}
+
+static void send_pending(struct parley_node *n, struct rpeer *p) {
+  struct pending_ctx c = {n, p};
+  while (p->pending) {
+    struct pending_msg *pm = p->pending;
+    p->pending = pm->next;
+    if (parley_store_get_message(n->store, n->id.pk, pm->channel, pm->seq,
+                                 send_pending_one, &c) < 0)
+      n->m.async_dropped++;
+    parley_free(pm);
+  }
+  p->pending_tail = &p->pending;
+  p->npending = 0;
+}
+
+/* ---- timer -------------------------------------------------------------- */
+
+void parley__outbox_timer_cb(uv_timer_t *t) {
+  struct parley_node *n = t->data;
+  struct resend_ctx c = {n, parley_now_ms(), 0};
+  uint64_t mono = parley_mono_ms();
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  struct ackwait *w, *next;
+  int rc;
+
+  for (w = n->ackwaits; w; w = next) {
+    next = w->next;
+    if (mono >= w->deadline_ms) {
+      ackwait_unlink(n, w);
+      finish(n, w, 1);
+    }
+  }
+  parley_map_iter_init(&it, &n->routes);
+  while ((e = parley_map_iter_next(&it)) != NULL) {
+    struct route *r = e->value;
+    struct waiting_pub **pp = &r->waiting;
+    if (r->state == ROUTE_NONE && n->registered)
+      (void)parley__route_get(n, r->topic); /* re-watch */
+    while (*pp) {
+      struct waiting_pub *wp = *pp;
+      if (mono < wp->deadline_ms) {
+        pp = &wp->next;
+        continue;
+      }
+      *pp = wp->next;
+      if (wp->req)
+        parley_http_set_close_cb(wp->req, NULL, NULL);
+      /* The index did not answer in time: go with what we know. */
+      waiting_release(n, r, wp);
+    }
+  }
+  if (n->outbox_depth == 0)
+    return;
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = parley_store_outbox_due(n->store, c.now, OUTBOX_BATCH, resend_one,
+                                 &c);
+  if (rc < 0)
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "outbox scan: %s",
+               parley_strerror(rc));
+}

@@ -1,0 +1,524 @@
+/*
+ * store.c — the peer's local store on SQLite (contract in store.h; design
+ * notes in docs/internals/STORE.md).
+ *
+ * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
+ * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,
+ * so an acknowledged message survives a power cut, not only a crash; the
+ * fsync is paid once per loop-turn transaction), foreign_keys=ON, a busy
+ * timeout, and SQLITE_DBCONFIG_DEFENSIVE.
+ *
+ * Statements: every fixed statement is prepared once at open (stmt_sql[])
+ * and reset after each use.  History queries come in up to 256 shapes (one
+ * per combination of filters); each shape's SQL is assembled from constant
+ * fragments and prepared on first use, then cached.  User input only ever
+ * reaches SQLite through bound parameters.  A callback may call back into
+ * the store: when a cached statement is still running further up the stack,
+ * a private copy is prepared for the nested call.
+ *
+ * Query semantics (parley_store_query):
+ *   - Filters apply only when set: channel non-NULL and non-empty;
+ *     direct_only non-zero (channel starts with '@'; tested with substr, not
+ *     LIKE, so no escaping question arises); from non-NULL; since_ms other
+ *     than INT64_MIN; until_ms other than INT64_MAX; search holding at least
+ *     one word; after_rowid > 0.  A zeroed struct therefore asks for
+ *     ts in [0, 0]: start from since_ms = INT64_MIN, until_ms = INT64_MAX.
+ *   - Results are oldest first: ORDER BY ts, rowid.
+ *   - With a limit, the NEWEST `limit` matches are returned, still oldest
+ *     first: `history --limit 10` shows the last ten messages in reading
+ *     order.  Paging forward uses after_rowid.
+ *   - search: see parley__store_fts_quote (store_int.h); words are ANDed.
+ *     Only bodies without PARLEY_MSG_BINARY are indexed.
+ *
+ * Other choices the header leaves open:
+ *   - put_message: stored_ms = 0 means "now" (parley_now_ms()).  Channel is
+ *     1..PARLEY_MAX_TOPIC bytes without NUL, body at most PARLEY_MAX_FRAME.
+ *   - outbox_add of a msg_rowid that is not stored is PARLEY_ENOTFOUND.  A
+ *     new row is due at once (next_try = created = now_ms).
+ *   - outbox_due / outbox_for take a snapshot of the matching row ids first
+ *     and then deliver each row that still exists, so the callback may ack,
+ *     reschedule or add rows without disturbing the walk.  A callback
+ *     returning non-zero stops the walk and that value is returned (as for
+ *     query, get_message and sub_list).
+ *   - outbox_reschedule of an unknown id is PARLEY_ENOTFOUND.
+ *   - sub_add of a topic already held is a no-op; topics must pass
+ *     parley_topic_valid.
+ *   - peer_seen: a NULL addr or name keeps the stored one; last_seen only
+ *     moves forward.  addr <= PARLEY_MAX_ADDR, name <= PARLEY_MAX_NAME bytes.
+ *   - begin inside a transaction and commit outside one are PARLEY_EINVAL;
+ *     rollback outside one is a no-op, because SQLite itself rolls back on
+ *     some errors (disk full, I/O) and the caller's cleanup must still work.
+ *     parley_store_in_tx asks SQLite, so it is right after such a rollback.
+ */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/limits.h"
+#include "store/store_int.h"
+
+#define BUSY_TIMEOUT_MS 5000
+/* "PRLY" in PRAGMA application_id marks the file as a Parley store. */
+#define APPLICATION_ID 0x50524c59
+
+/* ---- Schema and migrations ---------------------------------------------- */
+
+/* Each step runs in its own transaction and ends by setting user_version to
+ * its own number.  Steps are append-only: a released step never changes. */
+static const char *const migrations[] = {
+    /* 1: initial schema. */
+    "PRAGMA application_id = 1347570777;\n" /* 0x50524c59 */
+    "CREATE TABLE messages (\n"
+    "  rowid INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  publisher BLOB NOT NULL CHECK (length(publisher) = 32),\n"
+    "  channel TEXT NOT NULL CHECK (length(channel) > 0),\n"
+    "  seq INTEGER NOT NULL CHECK (seq >= 0),\n"
+    "  ts INTEGER NOT NULL,\n"
+    "  flags INTEGER NOT NULL,\n"
+    "  body BLOB NOT NULL,\n"
+    "  outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),\n"
+    "  stored INTEGER NOT NULL,\n"
+    "  UNIQUE (publisher, channel, seq)\n"
+    ");\n"
+    "CREATE INDEX messages_channel_ts ON messages (channel, ts);\n"
+    "CREATE INDEX messages_publisher_ts ON messages (publisher, ts);\n"
+    "CREATE INDEX messages_ts ON messages (ts);\n"
+    /* Only text bodies are indexed: 4 is PARLEY_MSG_BINARY (wire/wire.h),
+     * a protocol constant, spelled out because a released migration
+     * never changes.
+     * Contentless: the text lives in messages.body; FTS keeps only the
+     * index, keyed by messages.rowid.  Triggers keep it in step inside the
+     * writing statement itself, so it can never disagree with messages. */
+    "CREATE VIRTUAL TABLE messages_fts USING fts5 (\n"
+    "  body, content = '', tokenize = 'unicode61 remove_diacritics 2'\n"
+    ");\n"
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages\n"
+    "WHEN (new.flags & 4) = 0 BEGIN\n"
+    "  INSERT INTO messages_fts (rowid, body)\n"
+    "  VALUES (new.rowid, CAST(new.body AS TEXT));\n"
+    "END;\n"
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages\n"
+    "WHEN (old.flags & 4) = 0 BEGIN\n"
+    "  INSERT INTO messages_fts (messages_fts, rowid, body)\n"
+    "  VALUES ('delete', old.rowid, CAST(old.body AS TEXT));\n"
+    "END;\n"
+    "CREATE TABLE outbox (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  msg_rowid INTEGER NOT NULL\n"
+    "    REFERENCES messages (rowid) ON DELETE CASCADE,\n"
+    "  recipient BLOB NOT NULL CHECK (length(recipient) = 32),\n"
+    "  attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "  next_try INTEGER NOT NULL,\n"
+    "  created INTEGER NOT NULL,\n"
+    "  UNIQUE (msg_rowid, recipient)\n"
+    ");\n"
+    "CREATE INDEX outbox_next_try ON outbox (next_try);\n"
+    "CREATE INDEX outbox_recipient ON outbox (recipient);\n"
+    "CREATE TABLE seqs (\n"
+    "  channel TEXT PRIMARY KEY,\n"
+    "  next INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE subs (\n"
+    "  topic TEXT PRIMARY KEY,\n"
+    "  created INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE peers (\n"
+    "  pk BLOB PRIMARY KEY CHECK (length(pk) = 32),\n"
+    "  addr TEXT,\n"
+    "  name TEXT,\n"
+    "  last_seen INTEGER NOT NULL\n"
+    ");\n"
+    "PRAGMA user_version = 1;\n",
+};
+
+#define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
+
+_Static_assert(APPLICATION_ID == 1347570777, "migration 1 spells it out");
+
+/* ---- Fixed statements ---------------------------------------------------- */
+
+static const char *const stmt_sql[ST_COUNT_] = {
+#define STORE_STMT_SQL(name, sql) sql,
+    STORE_STMT_MAP(STORE_STMT_SQL)
+#undef STORE_STMT_SQL
+};
+
+/* ---- Errors -------------------------------------------------------------- */
+
+static int from_sqlite(int src) {
+  switch (src) {
+  case SQLITE_CONSTRAINT_UNIQUE:
+  case SQLITE_CONSTRAINT_PRIMARYKEY:
+    return PARLEY_EEXIST;
+  case SQLITE_CONSTRAINT_FOREIGNKEY:
+    return PARLEY_ENOTFOUND;
+  case SQLITE_CONSTRAINT_CHECK:
+  case SQLITE_CONSTRAINT_NOTNULL:
+    return PARLEY_EINVAL;
+  default:
+    return parley_err_from_sqlite(src);
+  }
+}
+
+int parley__store_fail(struct parley_store *s, int rc, const char *what,
+                       const char *text) {
+  snprintf(s->errmsg, sizeof s->errmsg, "%s: %s", what, text);
+  PARLEY_LOG(s->lg, rc == PARLEY_EINVAL ? PARLEY_LOG_DEBUG : PARLEY_LOG_WARN,
+             "store: %s (%s)", s->errmsg, parley_err_name(rc));
+  return rc;
+}
+
+int parley__store_fail_sql(struct parley_store *s, int src, const char *what) {
+  return parley__store_fail(s, from_sqlite(src), what, sqlite3_errmsg(s->db));
+}
+
+/* ---- Statement plumbing -------------------------------------------------- */
+
+int parley__store_prepare(struct parley_store *s, const char *sql,
+                          sqlite3_stmt **out) {
+  int src =
+      sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+  if (src != SQLITE_OK) {
+    *out = NULL;
+    return parley__store_fail_sql(s, src, "prepare");
+  }
+  return PARLEY_OK;
+}
+
+int parley__store_run_start(struct parley_store *s, sqlite3_stmt *cached,
+                            struct store_run *r) {
+  r->temp = 0;
+  r->st = cached;
+  if (!sqlite3_stmt_busy(cached))
+    return PARLEY_OK;
+  r->temp = 1;
+  return parley__store_prepare(s, sqlite3_sql(cached), &r->st);
+}
+
+void parley__store_run_end(struct store_run *r) {
+  if (r->st == NULL)
+    return;
+  if (r->temp) {
+    sqlite3_finalize(r->st);
+  } else {
+    sqlite3_reset(r->st);
+    sqlite3_clear_bindings(r->st);
+  }
+  r->st = NULL;
+}
+
+int parley__store_exec(struct parley_store *s, struct store_run *r,
+                       const char *what, int64_t *changes) {
+  int src;
+
+  while ((src = sqlite3_step(r->st)) == SQLITE_ROW)
+    ;
+  if (src != SQLITE_DONE)
+    return parley__store_fail_sql(s, src, what);
+  if (changes != NULL)
+    *changes = sqlite3_changes64(s->db);
+  return PARLEY_OK;
+}
+
+int parley__store_step_i64(struct parley_store *s, struct store_run *r,
+                           const char *what, int64_t *v) {
+  int src = sqlite3_step(r->st);
+
+  if (src == SQLITE_DONE)
+    return PARLEY_ENOTFOUND;
+  if (src != SQLITE_ROW)
+    return parley__store_fail_sql(s, src, what);
+  *v = sqlite3_column_int64(r->st, 0);
+  /* Step to the end: a RETURNING statement did its write in the first step
+   * and this completes it; a single-row SELECT just reports DONE. */
+  src = sqlite3_step(r->st);
+  if (src == SQLITE_ROW)
+    return parley__store_fail(s, PARLEY_EINTERNAL, what, "more than one row");
+  if (src != SQLITE_DONE)
+    return parley__store_fail_sql(s, src, what);
+  return PARLEY_OK;
+}
+
+int parley__store_read_msg(struct parley_store *s, sqlite3_stmt *st, int c,
+                           struct parley_msg *m) {
+  static const uint8_t empty[1];
+
+  memset(m, 0, sizeof *m);
+  m->rowid = sqlite3_column_int64(st, c);
+  m->publisher = sqlite3_column_blob(st, c + 1);
+  if (m->publisher == NULL || sqlite3_column_bytes(st, c + 1) != 32)
+    return parley__store_fail(s, PARLEY_ESTORE, "read message",
+                              "bad publisher column");
+  m->channel = (const char *)sqlite3_column_text(st, c + 2);
+  if (m->channel == NULL)
+    return parley__store_fail(s, PARLEY_ESTORE, "read message",
+                              "bad channel column");
+  m->channel_len = (size_t)sqlite3_column_bytes(st, c + 2);
+  m->seq = (uint64_t)sqlite3_column_int64(st, c + 3);
+  m->ts_ms = sqlite3_column_int64(st, c + 4);
+  m->flags = (uint32_t)sqlite3_column_int64(st, c + 5);
+  m->body = sqlite3_column_blob(st, c + 6);
+  m->body_len = (size_t)sqlite3_column_bytes(st, c + 6);
+  if (m->body == NULL)
+    m->body = empty; /* empty blob: give callers a valid pointer */
+  m->outgoing = sqlite3_column_int(st, c + 7) != 0;
+  m->stored_ms = sqlite3_column_int64(st, c + 8);
+  return PARLEY_OK;
+}
+
+int parley__store_count(struct parley_store *s, enum store_stmt id,
+                        const char *what, uint64_t *n) {
+  struct store_run r;
+  int64_t v = 0;
+  int rc = parley__store_run_start(s, s->stmt[id], &r);
+
+  if (rc < 0)
+    return rc;
+  rc = parley__store_step_i64(s, &r, what, &v);
+  parley__store_run_end(&r);
+  if (rc == PARLEY_OK)
+    *n = (uint64_t)v;
+  return rc;
+}
+
+/* ---- Validation ---------------------------------------------------------- */
+
+int parley__store_channel_ok(const char *c, size_t n) {
+  return c != NULL && n > 0 && n <= PARLEY_MAX_TOPIC &&
+         memchr(c, '\0', n) == NULL;
+}
+
+/* ---- Open, migrate, close ------------------------------------------------ */
+
+static int exec_sql(struct parley_store *s, const char *sql, const char *what) {
+  char *err = NULL;
+  int src = sqlite3_exec(s->db, sql, NULL, NULL, &err);
+  int rc;
+
+  if (src == SQLITE_OK)
+    return PARLEY_OK;
+  rc = parley__store_fail(s, from_sqlite(src), what,
+                          err != NULL ? err : sqlite3_errstr(src));
+  sqlite3_free(err);
+  return rc;
+}
+
+static int pragma_int(struct parley_store *s, const char *sql, int *out) {
+  sqlite3_stmt *st;
+  int src, rc;
+
+  rc = parley__store_prepare(s, sql, &st);
+  if (rc < 0)
+    return rc;
+  src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    *out = sqlite3_column_int(st, 0);
+    rc = PARLEY_OK;
+  } else {
+    rc = parley__store_fail_sql(s, src, sql);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int configure(struct parley_store *s) {
+  sqlite3_stmt *st;
+  const unsigned char *mode;
+  int rc;
+
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+  rc = parley__store_prepare(s, "PRAGMA journal_mode = WAL", &st);
+  if (rc < 0)
+    return rc;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    mode = sqlite3_column_text(st, 0);
+    if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
+      PARLEY_LOG(s->lg, PARLEY_LOG_WARN, "store: journal_mode is %s, not wal",
+                 mode != NULL ? (const char *)mode : "?");
+  } else {
+    rc = parley__store_fail_sql(s, sqlite3_errcode(s->db), "journal_mode");
+  }
+  sqlite3_finalize(st);
+  if (rc < 0)
+    return rc;
+  return exec_sql(s,
+                  "PRAGMA synchronous = FULL;"
+                  "PRAGMA foreign_keys = ON;",
+                  "configure");
+}
+
+/* Applies the pending migration steps, each in its own transaction. */
+static int migrate(struct parley_store *s) {
+  int version, app_id, rc;
+
+  rc = pragma_int(s, "PRAGMA user_version", &version);
+  if (rc < 0)
+    return rc;
+  if (version > SCHEMA_LATEST) {
+    char text[96];
+    snprintf(text, sizeof text,
+             "schema version %d is newer than this build's %d", version,
+             SCHEMA_LATEST);
+    return parley__store_fail(s, PARLEY_ESTORE, "open", text);
+  }
+  rc = pragma_int(s, "PRAGMA application_id", &app_id);
+  if (rc < 0)
+    return rc;
+  if (app_id != 0 && app_id != APPLICATION_ID)
+    return parley__store_fail(s, PARLEY_ESTORE, "open", "not a Parley store");
+
+  while (version < SCHEMA_LATEST) {
+    rc = exec_sql(s, "BEGIN IMMEDIATE", "migrate");
+    if (rc < 0)
+      return rc;
+    /* Another process may have migrated between our read and our lock. */
+    rc = pragma_int(s, "PRAGMA user_version", &version);
+    if (rc == PARLEY_OK && version < SCHEMA_LATEST) {
+      rc = exec_sql(s, migrations[version], "migrate");
+      if (rc == PARLEY_OK) {
+        int now = 0;
+        rc = pragma_int(s, "PRAGMA user_version", &now);
+        if (rc == PARLEY_OK && now != version + 1)
+          rc = parley__store_fail(s, PARLEY_EINTERNAL, "migrate",
+                                  "step did not set user_version");
+        version = now;
+      }
+    }
+    if (rc == PARLEY_OK)
+      rc = exec_sql(s, "COMMIT", "migrate");
+    if (rc < 0) {
+      if (!sqlite3_get_autocommit(s->db))
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      return rc;
+    }
+    s->migrations_applied++;
+    PARLEY_LOG(s->lg, PARLEY_LOG_INFO, "store: schema migrated to version %d",
+               version);
+  }
+  s->version = version;
+  return PARLEY_OK;
+}
+
+static void finalize_all(struct parley_store *s) {
+  for (int i = 0; i < ST_COUNT_; i++) {
+    sqlite3_finalize(s->stmt[i]);
+    s->stmt[i] = NULL;
+  }
+  for (int i = 0; i < STORE_QUERY_SHAPES; i++) {
+    sqlite3_finalize(s->shape[i]);
+    s->shape[i] = NULL;
+  }
+}
+
+static void store_free(struct parley_store *s) {
+  finalize_all(s);
+  if (sqlite3_close(s->db) != SQLITE_OK)
+    PARLEY_LOG(s->lg, PARLEY_LOG_ERROR, "store: close: %s",
+               sqlite3_errmsg(s->db));
+  parley_free(s);
+}
+
+int parley_store_open(const char *path, const struct parley_log *lg,
+                      struct parley_store **out) {
+  struct parley_store *s;
+  int src, rc;
+
+  *out = NULL;
+  s = parley_calloc(1, sizeof *s);
+  if (s == NULL)
+    return PARLEY_ENOMEM;
+  s->lg = lg;
+  src = sqlite3_open_v2(
+      path, &s->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (s->db == NULL) { /* SQLite could not even allocate the handle */
+    parley_free(s);
+    return PARLEY_ENOMEM;
+  }
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, path);
+  else
+    rc = configure(s);
+  if (rc == PARLEY_OK)
+    rc = migrate(s);
+  for (int i = 0; rc == PARLEY_OK && i < ST_COUNT_; i++)
+    rc = parley__store_prepare(s, stmt_sql[i], &s->stmt[i]);
+  if (rc < 0) {
+    PARLEY_LOG(lg, PARLEY_LOG_ERROR, "store: cannot open %s: %s", path,
+               s->errmsg);
+    store_free(s);
+    return rc;
+  }
+  *out = s;
+  return PARLEY_OK;
+}
+
+void parley_store_close(struct parley_store *s) {
+  if (s == NULL)
+    return;
+  if (!sqlite3_get_autocommit(s->db)) {
+    int src = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+      (void)parley__store_fail_sql(s, src, "commit at close");
+      (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+  }
+  /* Keeps the planner's statistics fresh; cheap when nothing changed. */
+  (void)sqlite3_exec(s->db, "PRAGMA optimize", NULL, NULL, NULL);
+  store_free(s);
+}
+
+const char *parley_store_errmsg(const struct parley_store *s) {
+  return s->errmsg;
+}
+
+int parley_store_schema_version(struct parley_store *s) { return s->version; }
+
+int parley__store_migrations_applied(const struct parley_store *s) {
+  return s->migrations_applied;
+}
+
+int parley__store_schema_latest(void) { return SCHEMA_LATEST; }
+
+/* ---- Transactions -------------------------------------------------------- */
+
+static int run_simple(struct parley_store *s, enum store_stmt id,
+                      const char *what) {
+  struct store_run r;
+  int rc = parley__store_run_start(s, s->stmt[id], &r);
+
+  if (rc < 0)
+    return rc;
+  rc = parley__store_exec(s, &r, what, NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
+int parley_store_begin(struct parley_store *s) {
+  if (!sqlite3_get_autocommit(s->db))
+    return parley__store_fail(s, PARLEY_EINVAL, "begin",
+                              "a transaction is already open");
+  return run_simple(s, ST_BEGIN, "begin");
+}
+
+int parley_store_commit(struct parley_store *s) {
+  if (sqlite3_get_autocommit(s->db))
+    return parley__store_fail(s, PARLEY_EINVAL, "commit",
+                              "no transaction is open");
+  return run_simple(s, ST_COMMIT, "commit");
+}
+
+int parley_store_rollback(struct parley_store *s) {
+  if (sqlite3_get_autocommit(s->db))
+    return PARLEY_OK;
+  return run_simple(s, ST_ROLLBACK, "rollback");
+}
+
+int parley_store_in_tx(const struct parley_store *s) {
+  return !sqlite3_get_autocommit(s->db);
+}

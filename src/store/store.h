@@ -1,0 +1,201 @@
+/*
+ * store.h — a peer's local store: SQLite in WAL mode.
+ *
+ * Holds every message the peer sent or received (with an FTS5 index over
+ * text bodies), the outbox of acknowledged-mode deliveries not yet acked,
+ * the per-channel sequence counters of what this peer publishes, its
+ * subscriptions, and a cache of peers it has seen.
+ *
+ * A "channel" is a topic name, or "@" + recipient id for direct messages.
+ * A message is identified by (publisher, channel, seq); storing the same id
+ * twice is refused with PARLEY_EEXIST, which is how receivers de-duplicate.
+ *
+ * Writes are meant to be grouped: the caller opens a transaction with
+ * parley_store_begin at the first write of an event-loop turn and commits
+ * once at the end of the turn.  Every write function also works outside an
+ * explicit transaction (autocommit).  The schema is versioned
+ * (PRAGMA user_version) and migrated forward on open.  Not thread-safe: one
+ * store belongs to one loop.
+ */
+#ifndef PARLEY_STORE_STORE_H
+#define PARLEY_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+struct parley_store;
+
+/* A message as stored.  For parley_store_put_message every pointer is
+ * borrowed for the duration of the call; in query callbacks they point
+ * into SQLite memory valid only during the callback. */
+struct parley_msg {
+  int64_t rowid;          /* set by the store */
+  const uint8_t *publisher; /* 32 bytes */
+  const char *channel;    /* topic, or "@" + recipient id */
+  size_t channel_len;
+  uint64_t seq;
+  int64_t ts_ms;          /* publisher's clock */
+  uint32_t flags;         /* PARLEY_MSG_* from wire.h */
+  const uint8_t *body;
+  size_t body_len;
+  int outgoing;           /* 1 if this peer published it */
+  int64_t stored_ms;      /* local clock when stored */
+};
+
+struct parley_query {
+  const char *channel;      /* exact topic; NULL for any */
+  int direct_only;          /* only direct messages (channel "@...") */
+  const uint8_t *from;      /* publisher key (32), NULL for any */
+  int64_t since_ms;         /* inclusive lower bound on ts, INT64_MIN = none */
+  int64_t until_ms;         /* inclusive upper bound on ts, INT64_MAX = none */
+  const char *search;       /* FTS5 words, NULL for none; plain words are
+                               quoted so user text is never FTS syntax */
+  uint32_t limit;           /* 0 = no limit */
+  int64_t after_rowid;      /* only rows with rowid > this (0 = all) */
+};
+
+/* One pending delivery. */
+struct parley_outbox_entry {
+  int64_t id;
+  int64_t msg_rowid;
+  const uint8_t *recipient; /* 32 bytes */
+  uint32_t attempts;
+  int64_t next_try_ms;
+  int64_t created_ms;
+};
+
+typedef int (*parley_store_msg_cb)(void *ctx, const struct parley_msg *m);
+typedef int (*parley_store_outbox_cb)(void *ctx,
+                                      const struct parley_outbox_entry *e,
+                                      const struct parley_msg *m);
+typedef int (*parley_store_str_cb)(void *ctx, const char *s);
+
+/* Opens (creating if needed) the database at path and migrates it.
+ * lg is borrowed and may be NULL.  OUT: *out, caller frees with
+ * parley_store_close. */
+PARLEY_NODISCARD int parley_store_open(const char *path,
+                                       const struct parley_log *lg,
+                                       struct parley_store **out)
+    PARLEY_NONNULL(1, 3);
+/* Commits an open transaction and closes.  NULL is a no-op. */
+void parley_store_close(struct parley_store *s);
+/* Last SQLite error text for logs. */
+const char *parley_store_errmsg(const struct parley_store *s)
+    PARLEY_NONNULL(1);
+int parley_store_schema_version(struct parley_store *s) PARLEY_NONNULL(1);
+
+PARLEY_NODISCARD int parley_store_begin(struct parley_store *s)
+    PARLEY_NONNULL(1);
+PARLEY_NODISCARD int parley_store_commit(struct parley_store *s)
+    PARLEY_NONNULL(1);
+PARLEY_NODISCARD int parley_store_rollback(struct parley_store *s)
+    PARLEY_NONNULL(1);
+int parley_store_in_tx(const struct parley_store *s) PARLEY_NONNULL(1);
+
+/* Stores a message.  PARLEY_EEXIST if its id is already stored (nothing is
+ * written).  OUT: *rowid (may be NULL). */
+PARLEY_NODISCARD int parley_store_put_message(struct parley_store *s,
+                                              const struct parley_msg *m,
+                                              int64_t *rowid)
+    PARLEY_NONNULL(1, 2);
+/* Looks up a message by id; calls cb once if found, else PARLEY_ENOTFOUND. */
+PARLEY_NODISCARD int parley_store_get_message(struct parley_store *s,
+                                              const uint8_t publisher[32],
+                                              const char *channel,
+                                              uint64_t seq,
+                                              parley_store_msg_cb cb,
+                                              void *ctx)
+    PARLEY_NONNULL(1, 2, 3, 5);
+/* Runs a history query, oldest first (by ts, then rowid).  cb returning
+ * non-zero stops the walk and that value is returned. */
+PARLEY_NODISCARD int parley_store_query(struct parley_store *s,
+                                        const struct parley_query *q,
+                                        parley_store_msg_cb cb, void *ctx)
+    PARLEY_NONNULL(1, 2, 3);
+/* Number of stored messages. */
+PARLEY_NODISCARD int parley_store_count_messages(struct parley_store *s,
+                                                 uint64_t *n)
+    PARLEY_NONNULL(1, 2);
+
+/* Allocates the next sequence number this peer uses on channel (1, 2, ...).
+ * Persisted in the same transaction as the caller's other writes. */
+PARLEY_NODISCARD int parley_store_next_seq(struct parley_store *s,
+                                           const char *channel,
+                                           uint64_t *seq)
+    PARLEY_NONNULL(1, 2, 3);
+
+/* Outbox.  A row is (message, recipient); adding the same pair twice is a
+ * no-op. */
+PARLEY_NODISCARD int parley_store_outbox_add(struct parley_store *s,
+                                             int64_t msg_rowid,
+                                             const uint8_t recipient[32],
+                                             int64_t now_ms)
+    PARLEY_NONNULL(1, 3);
+/* Removes the row for (recipient, our message channel/seq).  PARLEY_ENOTFOUND
+ * if there was none (a duplicate ack). */
+PARLEY_NODISCARD int parley_store_outbox_ack(struct parley_store *s,
+                                             const uint8_t recipient[32],
+                                             const uint8_t publisher[32],
+                                             const char *channel,
+                                             uint64_t seq)
+    PARLEY_NONNULL(1, 2, 3, 4);
+/* Calls cb for rows with next_try_ms <= now_ms (all rows if now_ms is
+ * INT64_MAX), oldest first, at most limit rows (0 = all). */
+PARLEY_NODISCARD int parley_store_outbox_due(struct parley_store *s,
+                                             int64_t now_ms, uint32_t limit,
+                                             parley_store_outbox_cb cb,
+                                             void *ctx)
+    PARLEY_NONNULL(1, 4);
+/* Calls cb for every row addressed to recipient. */
+PARLEY_NODISCARD int parley_store_outbox_for(struct parley_store *s,
+                                             const uint8_t recipient[32],
+                                             parley_store_outbox_cb cb,
+                                             void *ctx)
+    PARLEY_NONNULL(1, 2, 3);
+/* Sets attempts and next_try_ms of one row. */
+PARLEY_NODISCARD int parley_store_outbox_reschedule(struct parley_store *s,
+                                                    int64_t id,
+                                                    uint32_t attempts,
+                                                    int64_t next_try_ms)
+    PARLEY_NONNULL(1);
+/* Deletes rows whose recipient was last seen (parley_store_peer_seen)
+ * before cutoff_ms, or never seen and created before cutoff_ms.
+ * OUT: *dropped. */
+PARLEY_NODISCARD int parley_store_outbox_expire(struct parley_store *s,
+                                                int64_t cutoff_ms,
+                                                uint64_t *dropped)
+    PARLEY_NONNULL(1, 3);
+PARLEY_NODISCARD int parley_store_outbox_count(struct parley_store *s,
+                                               uint64_t *n)
+    PARLEY_NONNULL(1, 2);
+
+/* Subscriptions of this peer (persist across restarts). */
+PARLEY_NODISCARD int parley_store_sub_add(struct parley_store *s,
+                                          const char *topic)
+    PARLEY_NONNULL(1, 2);
+/* PARLEY_ENOTFOUND if not subscribed. */
+PARLEY_NODISCARD int parley_store_sub_remove(struct parley_store *s,
+                                             const char *topic)
+    PARLEY_NONNULL(1, 2);
+PARLEY_NODISCARD int parley_store_sub_list(struct parley_store *s,
+                                           parley_store_str_cb cb, void *ctx)
+    PARLEY_NONNULL(1, 2);
+
+/* Peer cache: the last address and name seen for a key, and when. */
+PARLEY_NODISCARD int parley_store_peer_seen(struct parley_store *s,
+                                            const uint8_t pk[32],
+                                            const char *addr,
+                                            const char *name,
+                                            int64_t now_ms)
+    PARLEY_NONNULL(1, 2);
+/* OUT: addr/name copied NUL-terminated into the caller's buffers (each of
+ * at least 128 bytes), *last_seen_ms.  PARLEY_ENOTFOUND if unknown. */
+PARLEY_NODISCARD int parley_store_peer_get(struct parley_store *s,
+                                           const uint8_t pk[32], char *addr,
+                                           char *name, int64_t *last_seen_ms)
+    PARLEY_NONNULL(1, 2, 3, 4, 5);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * store_int.h — internals shared by the store's .c files and its unit test.
+ *
+ * store.c opens, migrates and closes the database, owns the statement
+ * cache, the error path and transactions; store_msg.c stores and queries
+ * messages; store_state.c keeps the small tables (sequence counters, outbox,
+ * subscriptions, peer cache).  Nothing outside src/store/ and
+ * test/unit/test_store.c includes this header; the contract is store.h.
+ */
+#ifndef PARLEY_STORE_STORE_INT_H
+#define PARLEY_STORE_STORE_INT_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "store/store.h"
+
+/* Longest search text parley_store_query accepts (bytes); longer is
+ * PARLEY_ETOOBIG.  Keeps the quoted FTS5 query and its parse small. */
+#define PARLEY_STORE_MAX_SEARCH 1024u
+
+/* The columns of a message row, in the order parley__store_read_msg reads. */
+#define STORE_MSG_COLS                                                         \
+  "rowid, publisher, channel, seq, ts, flags, body, outgoing, stored"
+
+/* Every fixed statement, prepared once at open and reused.  SQL text is
+ * constant; values are bound.  */
+/* X(name, sql) */
+#define STORE_STMT_MAP(X)                                                      \
+  X(BEGIN, "BEGIN IMMEDIATE")                                                  \
+  X(COMMIT, "COMMIT")                                                          \
+  X(ROLLBACK, "ROLLBACK")                                                      \
+  X(PUT, "INSERT INTO messages (publisher, channel, seq, ts, flags, body,"     \
+         " outgoing, stored) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"          \
+         " ON CONFLICT (publisher, channel, seq) DO NOTHING RETURNING rowid")  \
+  X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
+         " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
+  X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
+  X(NEXT_SEQ, "INSERT INTO seqs (channel, next) VALUES (?1, 2)"                \
+              " ON CONFLICT (channel) DO UPDATE SET next = next + 1"           \
+              " WHERE next < 9223372036854775807 RETURNING next - 1")          \
+  X(OB_ADD, "INSERT INTO outbox (msg_rowid, recipient, attempts, next_try,"    \
+            " created) VALUES (?1, ?2, 0, ?3, ?3)"                             \
+            " ON CONFLICT (msg_rowid, recipient) DO NOTHING")                  \
+  X(OB_ACK, "DELETE FROM outbox WHERE recipient = ?1 AND msg_rowid ="          \
+            " (SELECT rowid FROM messages"                                     \
+            "  WHERE publisher = ?2 AND channel = ?3 AND seq = ?4)")           \
+  X(OB_DUE_IDS, "SELECT id FROM outbox WHERE next_try <= ?1"                   \
+                " ORDER BY next_try, id LIMIT ?2")                             \
+  X(OB_FOR_IDS, "SELECT id FROM outbox WHERE recipient = ?1 ORDER BY id")      \
+  X(OB_ROW, "SELECT o.id, o.msg_rowid, o.recipient, o.attempts, o.next_try,"   \
+            " o.created, m.rowid, m.publisher, m.channel, m.seq, m.ts,"        \
+            " m.flags, m.body, m.outgoing, m.stored"                           \
+            " FROM outbox o JOIN messages m ON m.rowid = o.msg_rowid"          \
+            " WHERE o.id = ?1")                                                \
+  X(OB_RESCHED, "UPDATE outbox SET attempts = ?2, next_try = ?3"               \
+                " WHERE id = ?1")                                              \
+  X(OB_EXPIRE, "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o"     \
+               " LEFT JOIN peers p ON p.pk = o.recipient"                      \
+               " WHERE coalesce(p.last_seen, o.created) < ?1)")                \
+  X(OB_COUNT, "SELECT count(*) FROM outbox")                                   \
+  X(SUB_ADD, "INSERT INTO subs (topic, created) VALUES (?1, ?2)"               \
+             " ON CONFLICT (topic) DO NOTHING")                                \
+  X(SUB_DEL, "DELETE FROM subs WHERE topic = ?1")                              \
+  X(SUB_LIST, "SELECT topic FROM subs ORDER BY topic")                         \
+  X(PEER_SEEN, "INSERT INTO peers (pk, addr, name, last_seen)"                 \
+               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (pk) DO UPDATE SET"       \
+               " addr = coalesce(excluded.addr, addr),"                        \
+               " name = coalesce(excluded.name, name),"                        \
+               " last_seen = max(last_seen, excluded.last_seen)")              \
+  X(PEER_GET, "SELECT addr, name, last_seen FROM peers WHERE pk = ?1")
+
+enum store_stmt {
+#define STORE_STMT_ENUM(name, sql) ST_##name,
+  STORE_STMT_MAP(STORE_STMT_ENUM)
+#undef STORE_STMT_ENUM
+      ST_COUNT_
+};
+
+/* One history query shape per combination of the 8 optional filters. */
+#define STORE_QUERY_SHAPES 256
+
+struct parley_store {
+  sqlite3 *db;
+  const struct parley_log *lg; /* borrowed, may be NULL */
+  int version;                 /* schema version after open */
+  int migrations_applied;      /* by the last open */
+  sqlite3_stmt *stmt[ST_COUNT_];
+  sqlite3_stmt *shape[STORE_QUERY_SHAPES]; /* prepared on first use */
+  char errmsg[256];
+};
+
+/* A statement checked out for one call: the cached one, or a private copy
+ * when the cached one is still running further up the stack (a callback
+ * calling back into the store). */
+struct store_run {
+  sqlite3_stmt *st;
+  int temp; /* 1: finalize when done, 0: reset and clear */
+};
+
+/* Records "what: text" as the store's last error (parley_store_errmsg),
+ * logs it and returns rc. */
+int parley__store_fail(struct parley_store *s, int rc, const char *what,
+                       const char *text) PARLEY_NONNULL(1, 3, 4);
+/* An SQLite failure: records SQLite's message and returns the Parley code
+ * for src (unique conflict EEXIST, foreign key ENOTFOUND, CHECK / NOT NULL
+ * EINVAL, otherwise parley_err_from_sqlite). */
+int parley__store_fail_sql(struct parley_store *s, int src, const char *what)
+    PARLEY_NONNULL(1, 3);
+
+/* Prepares sql (persistent).  OUT: *out, NULL on failure. */
+PARLEY_NODISCARD int parley__store_prepare(struct parley_store *s,
+                                           const char *sql, sqlite3_stmt **out)
+    PARLEY_NONNULL(1, 2, 3);
+/* Checks out cached for one call (see struct store_run).  Always pair with
+ * parley__store_run_end, which resets or finalizes. */
+PARLEY_NODISCARD int parley__store_run_start(struct parley_store *s,
+                                             sqlite3_stmt *cached,
+                                             struct store_run *r)
+    PARLEY_NONNULL(1, 2, 3);
+void parley__store_run_end(struct store_run *r) PARLEY_NONNULL(1);
+
+/* Steps r to completion, ignoring rows.  OUT: *changes (may be NULL). */
+PARLEY_NODISCARD int parley__store_exec(struct parley_store *s,
+                                        struct store_run *r, const char *what,
+                                        int64_t *changes)
+    PARLEY_NONNULL(1, 2, 3);
+/* One step that must yield an integer row: OUT: *v; PARLEY_ENOTFOUND when
+ * the statement returned no row. */
+PARLEY_NODISCARD int parley__store_step_i64(struct parley_store *s,
+                                            struct store_run *r,
+                                            const char *what, int64_t *v)
+    PARLEY_NONNULL(1, 2, 3, 4);
+/* Runs a fixed count(*) statement.  OUT: *n. */
+PARLEY_NODISCARD int parley__store_count(struct parley_store *s,
+                                         enum store_stmt id, const char *what,
+                                         uint64_t *n) PARLEY_NONNULL(1, 3, 4);
+/* Fills *m from columns [c, c + 9) of the current row (STORE_MSG_COLS).
+ * The pointers are SQLite's, valid until the next step or reset. */
+PARLEY_NODISCARD int parley__store_read_msg(struct parley_store *s,
+                                            sqlite3_stmt *st, int c,
+                                            struct parley_msg *m)
+    PARLEY_NONNULL(1, 2, 4);
+/* 1 if c[0..n) is an acceptable channel: 1..PARLEY_MAX_TOPIC bytes, no
+ * NUL. */
+int parley__store_channel_ok(const char *c, size_t n);
+
+/* Bind helpers: each passes on an earlier failure (src) or returns its own,
+ * so a run of binds is checked once at the end. */
+static inline int bind_i64(int src, sqlite3_stmt *st, int i, int64_t v) {
+  return src != SQLITE_OK ? src : sqlite3_bind_int64(st, i, v);
+}
+
+static inline int bind_blob(int src, sqlite3_stmt *st, int i, const void *p,
+                            size_t n) {
+  if (src != SQLITE_OK)
+    return src;
+  if (n == 0) /* a NULL pointer would bind SQL NULL, not an empty blob */
+    return sqlite3_bind_zeroblob(st, i, 0);
+  return sqlite3_bind_blob(st, i, p, (int)n, SQLITE_STATIC);
+}
+
+/* A NULL p binds SQL NULL. */
+static inline int bind_text(int src, sqlite3_stmt *st, int i, const char *p,
+                            size_t n) {
+  if (src != SQLITE_OK)
+    return src;
+  if (p == NULL)
+    return sqlite3_bind_null(st, i);
+  return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
+}
+
+/* ---- For tests ---- */
+
+/* Turns user text into an FTS5 query that is never FTS syntax: the text is
+ * split on ASCII whitespace, every word is wrapped in double quotes (inner
+ * quotes doubled) and the words are joined by single spaces, which FTS5
+ * reads as AND.  OUT: *out, NUL-terminated, caller frees with parley_free;
+ * NULL when the text holds no word.  PARLEY_ETOOBIG if in is longer than
+ * PARLEY_STORE_MAX_SEARCH, PARLEY_ENOMEM. */
+PARLEY_NODISCARD int parley__store_fts_quote(const char *in, char **out)
+    PARLEY_NONNULL(1, 2);
+
+/* Number of migration steps the last parley_store_open applied (0 when the
+ * database was already current). */
+int parley__store_migrations_applied(const struct parley_store *s)
+    PARLEY_NONNULL(1);
+
+/* The schema version this build migrates to. */
+int parley__store_schema_latest(void);
+
+#endif

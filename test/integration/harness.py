@@ -1,0 +1,220 @@
+"""Helpers for Parley's integration tests: start real parley-index and
+parleyd processes on 127.0.0.1 with ephemeral ports and temporary data
+directories, drive them through the real `parley` CLI and the HTTP API, and
+clean up every process at exit.
+
+Binaries come from $PARLEY_BIN (the CMake build directory).  Under
+$PARLEY_SANITIZED=1 (the ASan build) timeouts are stretched.
+"""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("PARLEY_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+SLOW = 3.0 if os.environ.get("PARLEY_SANITIZED") else 1.0
+
+_procs = []
+_dirs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for d in _dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+def tmpdir(prefix="parley-it-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _dirs.append(d)
+    return d
+
+
+def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
+    """Polls fn() until it returns a truthy value; returns it or fails."""
+    deadline = time.time() + timeout * SLOW
+    last = None
+    while time.time() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+class Proc:
+    """A running daemon with its first stdout line parsed into fields."""
+
+    def __init__(self, argv, name):
+        self.argv = argv
+        self.name = name
+        self.log_path = os.path.join(tmpdir("parley-log-"), name + ".log")
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+                                  stderr=self.log, stdin=subprocess.DEVNULL)
+        _procs.append(self.p)
+        line = self.p.stdout.readline().decode()
+        if not line:
+            self.p.wait(5)
+            raise AssertionError("%s did not start (exit %s): %s" % (
+                self.name, self.p.returncode, self.logtext()[-2000:]))
+        self.fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        self.line = line.strip()
+
+    def logtext(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        rc = self.p.wait(15 * SLOW)
+        self.log.close()
+        return rc
+
+    def stop(self):
+        return self.kill(signal.SIGTERM)
+
+    def alive(self):
+        return self.p.poll() is None
+
+
+class Index(Proc):
+    def __init__(self, data=None, lease=None, extra=(), name="index"):
+        self.data = data or tmpdir("parley-index-")
+        argv = [os.path.join(BIN, "parley-index"), "--listen", "127.0.0.1:0",
+                "--http", "127.0.0.1:0", "--data", self.data]
+        if lease:
+            argv += ["--lease", str(lease)]
+        argv += list(extra)
+        super().__init__(argv, name)
+        # "parley-index listening on HOST:PORT id=... http=HOST:PORT"
+        self.addr = self.line.split()[3]
+        self.http = self.fields.get("http")
+        self.id = self.fields.get("id")
+
+    def restart(self):
+        """Starts again on the same data directory and the same port."""
+        i = self.argv.index("--listen")
+        self.argv[i + 1] = self.addr
+        self.start()
+
+    def get(self, path):
+        with urllib.request.urlopen("http://%s%s" % (self.http, path),
+                                    timeout=5) as r:
+            return r.read().decode()
+
+
+class Peer(Proc):
+    def __init__(self, index_addr, name, data=None, extra=()):
+        self.data = data or tmpdir("parley-peer-%s-" % name)
+        self.index_addr = index_addr
+        self.extra = list(extra)
+        argv = [os.path.join(BIN, "parleyd"), "--data", self.data, "--index",
+                index_addr, "--name", name] + self.extra
+        super().__init__(argv, name)
+        self.id = self.fields["id"]
+        self.api = self.fields["api"]
+        self.addr = self.fields["listen"]
+
+    def restart(self):
+        self.start()
+        self.id = self.fields["id"]
+        self.api = self.fields["api"]
+        self.addr = self.fields["listen"]
+
+    def cli(self, *args, stdin=None, timeout=60):
+        """Runs `parley --data DIR args...`; returns (rc, stdout, stderr)."""
+        r = subprocess.run([os.path.join(BIN, "parley"), "--data", self.data]
+                           + [str(a) for a in args], input=stdin,
+                           capture_output=True, timeout=timeout * SLOW)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def ok(self, *args, **kw):
+        rc, out, err = self.cli(*args, **kw)
+        if rc != 0:
+            raise AssertionError("parley %s failed (%d): %s%s\n--- log ---\n%s"
+                                 % (" ".join(map(str, args)), rc, out, err,
+                                    self.logtext()[-3000:]))
+        return out
+
+    def json_lines(self, *args):
+        out = self.ok(*(list(args) + ["--json"]))
+        return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+    def token(self):
+        with open(os.path.join(self.data, "api.json")) as f:
+            return json.load(f)["token"]
+
+    def api_call(self, method, path, body=None, token=None, raw=None):
+        """Calls the HTTP API; returns (status, text)."""
+        data = raw if raw is not None else (
+            json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request("http://%s%s" % (self.api, path),
+                                     data=data, method=method)
+        req.add_header("Authorization", "Bearer %s" % (
+            token if token is not None else self.token()))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30 * SLOW) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def history(self, *args):
+        return self.json_lines("history", *args)
+
+    def wait_history(self, n, *args, timeout=10.0):
+        return wait_until(lambda: (lambda h: h if len(h) >= n else None)(
+            self.history(*args)), timeout, what="%d messages at %s" % (n, self.name))
+
+
+def hostport(addr):
+    h, p = addr.rsplit(":", 1)
+    return h, int(p)
+
+
+def raw_connect(addr, payload=b"", close=True):
+    """Opens a TCP connection, sends payload, returns the socket (or closes)."""
+    s = socket.create_connection(hostport(addr), timeout=5)
+    if payload:
+        s.sendall(payload)
+    if close:
+        s.close()
+        return None
+    return s
+
+
+def main():
+    """Runs the module's tests and prints the plain closing line."""
+    loader = unittest.TestLoader()
+    suite = loader.loadTestsFromModule(sys.modules["__main__"])
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print("%d passed, %d failed, %d skipped" % (passed, failed,
+                                                 len(result.skipped)))
+    sys.exit(0 if failed == 0 else 1)

@@ -1,0 +1,133 @@
+"""Crash and restart behaviour with real processes on 127.0.0.1:
+acknowledged messages pile up in a publisher's on-disk outbox while a
+subscriber is down (SIGKILL) and all arrive once it returns, exactly once;
+a publisher restarted with a non-empty outbox still delivers; a killed
+peer's lease expires and its subscriptions go with it; an index restart
+keeps the registry.
+"""
+import json
+import time
+import unittest
+
+import harness as h
+
+
+def registered(p):
+    return json.loads(p.ok("status", "--json"))["index"]["connected"]
+
+
+class Faults(unittest.TestCase):
+    # Messages can only pile up for a subscriber that is still current,
+    # i.e. whose lease has not run out: those tests use a long lease.
+    LEASE = {"test_lease_expiry": 2}
+
+    def setUp(self):
+        self.index = h.Index(lease=self.LEASE.get(self._testMethodName, 30))
+
+    def tearDown(self):
+        for p in getattr(self, "procs", []) + [self.index]:
+            if p.alive():
+                p.stop()
+
+    def peers(self, *names):
+        ps = [h.Peer(self.index.addr, n) for n in names]
+        for p in ps:
+            h.wait_until(lambda p=p: registered(p), what=p.name)
+        self.procs = getattr(self, "procs", []) + ps
+        return ps
+
+    def test_subscriber_killed_outbox_piles_up(self):
+        pub, sub, other = self.peers("pub", "sub", "other")
+        sub.ok("subscribe", "t")
+        other.ok("subscribe", "t")
+        pub.ok("publish", "--ack", "t", "before")
+        sub.kill()  # SIGKILL: no goodbye, lease still running
+        ids = []
+        for i in range(20):
+            rc, out, err = pub.cli("publish", "--ack", "--timeout", "1", "t",
+                                   "while-down-%d" % i)
+            # sub is still a current subscriber (lease) and does not ack.
+            self.assertEqual(rc, 4, err)
+            self.assertIn(sub.id, err)
+            ids.append(out.strip() or None)
+        st = json.loads(pub.ok("status", "--json"))
+        self.assertGreaterEqual(st["outbox"], 20)
+        sub.restart()
+        got = sub.wait_history(21, "t", timeout=30)
+        bodies = [x["body"] for x in got]
+        self.assertEqual(bodies, ["before"] + ["while-down-%d" % i
+                                               for i in range(20)])
+        self.assertEqual(len(set(x["id"] for x in got)), len(got))
+        h.wait_until(lambda: json.loads(pub.ok("status", "--json"))
+                     ["outbox"] == 0, what="outbox drained")
+        # The other subscriber got everything exactly once too.
+        self.assertEqual(len(other.history("t")), 21)
+
+    def test_publisher_restarted_with_outbox(self):
+        pub, sub = self.peers("pub2", "sub2")
+        sub.ok("subscribe", "u")
+        pub.ok("publish", "--ack", "u", "first")
+        sub.kill()
+        for i in range(5):
+            rc, _, err = pub.cli("publish", "--ack", "--timeout", "1", "u",
+                                 "queued-%d" % i)
+            self.assertEqual(rc, 4, err)
+        pub.kill()  # crash with a non-empty outbox
+        pub.restart()
+        st = json.loads(pub.ok("status", "--json"))
+        self.assertEqual(st["outbox"], 5)
+        sub.restart()
+        got = sub.wait_history(6, "u", timeout=30)
+        self.assertEqual([x["body"] for x in got],
+                         ["first"] + ["queued-%d" % i for i in range(5)])
+        h.wait_until(lambda: json.loads(pub.ok("status", "--json"))
+                     ["outbox"] == 0, what="outbox drained")
+        # Restarting both again delivers nothing twice.
+        sub.stop()
+        sub.restart()
+        time.sleep(1.5 * h.SLOW)
+        self.assertEqual(len(sub.history("u")), 6)
+
+    def test_direct_to_offline_peer(self):
+        a, b = self.peers("a3", "b3")
+        rc, _, err = a.cli("send", b.id, "hi b")
+        self.assertEqual(rc, 0, err)
+        b.kill()
+        rc, out, err = a.cli("send", "--timeout", "1", b.id, "are you there")
+        self.assertEqual(rc, 4, err)
+        b.restart()
+        got = b.wait_history(2, "--direct", timeout=30)
+        self.assertEqual([x["body"] for x in got], ["hi b", "are you there"])
+
+    def test_lease_expiry(self):
+        a, b = self.peers("a4", "b4")
+        b.ok("subscribe", "lease")
+        topics = {x["topic"]: x["subscribers"] for x in a.json_lines("topics")}
+        self.assertEqual(topics.get("lease"), 1)
+        b.kill()
+        t0 = time.time()
+        h.wait_until(lambda: b.id not in [x["id"] for x in a.json_lines("peers")],
+                     timeout=10, what="b expired")
+        print("lease expiry observed after %.1f s (lease 2 s)" % (time.time() - t0))
+        topics = {x["topic"]: x["subscribers"] for x in a.json_lines("topics")}
+        self.assertNotIn("lease", topics)
+        # A publish now goes to nobody and does not wait for b.
+        rc, _, err = a.cli("publish", "--ack", "--timeout", "2", "lease", "x")
+        self.assertEqual(rc, 0, err)
+
+    def test_index_restart(self):
+        a, b = self.peers("a5", "b5")
+        b.ok("subscribe", "keep")
+        self.index.stop()
+        self.index.restart()
+        h.wait_until(lambda: registered(a) and registered(b), timeout=15,
+                     what="peers re-registered")
+        topics = {x["topic"]: x["subscribers"] for x in a.json_lines("topics")}
+        self.assertEqual(topics.get("keep"), 1)
+        rc, _, err = a.cli("publish", "--ack", "keep", "after index restart")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(b.history("keep")[-1]["body"], "after index restart")
+
+
+if __name__ == "__main__":
+    h.main()
