@@ -24,6 +24,7 @@ bin=$top/build
 demo=$top/demo-data
 INDEX=${PARLEY_DEMO_INDEX:-127.0.0.1:7400}
 HTTP=${PARLEY_DEMO_HTTP:-127.0.0.1:7480}
+rm -rf "$demo"   # every demo starts from a clean network
 mkdir -p "$demo"
 pids=""
 cleanup() {

@@ -2,7 +2,7 @@
  * handshake.h — Parley's authenticated key exchange: Noise XX (noise.h)
  * whose static keys are the X25519 forms of the two Ed25519 identities.
  *
- * Prologue: "parley/1" || role of initiator.  Payloads:
+ * Prologue: "parley/1" (both sides).  Payloads:
  *   message 1 (-> e):          empty
  *   message 2 (<- e,ee,s,es):  responder Ed25519 pk (32) || Ed25519 sig (64)
  *   message 3 (-> s,se):       initiator Ed25519 pk (32) || Ed25519 sig (64)

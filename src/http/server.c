@@ -604,7 +604,7 @@ void parley_http_respond(struct parley_http_req *r, unsigned status,
 
   if (r->dead || r->state != REQ_HANDLER) {
     PARLEY_LOG(h->log, PARLEY_LOG_ERROR,
-               "http: second answer to %s %s ignored", r->method, r->path);
+               "http: answer to finished %s %s ignored", r->method, r->path);
     return;
   }
   status = checked_status(h, status);
@@ -771,12 +771,14 @@ int parley_http_new(const struct parley_http_config *cfg,
   flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ipv6)
     flags |= MHD_USE_IPv6;
+  /* The logger goes first: MHD logs through the default one until it
+   * has seen this option. */
   h->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, conns,
-      MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+      flags, 0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT, idle,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
   if (h->daemon == NULL) {
     PARLEY_LOG(h->log, PARLEY_LOG_ERROR, "http: cannot listen on %s:%u",
                cfg->host, (unsigned)cfg->port);
@@ -817,10 +819,11 @@ static void do_free(struct parley_http *h) {
   h->closing = 1;
   uv_timer_stop(&h->timer);
   uv_poll_stop(&h->poll);
-  /* MHD_stop_daemon must not meet a suspended connection (it aborts the
-   * process), so wake them all.  A resume only raises a flag, so MHD_run
-   * once to take them off the suspended list; closing makes the access
-   * handler and the readers close every connection they see. */
+  /* MHD_stop_daemon aborts the process if it meets a connection that is
+   * still suspended, so wake them all.  A resume only raises a flag until
+   * MHD runs; 0.9.75 also handles pending resumes inside MHD_stop_daemon,
+   * but one MHD_run first does not depend on that.  With closing set, the
+   * access handler and the readers close every connection they see. */
   for (r = h->reqs; r != NULL; r = r->next) {
     if (r->suspended) {
       watch_stop(r);

@@ -117,14 +117,20 @@ static int addr_valid(const char *s, size_t len) {
   return 1;
 }
 
-/* A display name: 0..PARLEY_MAX_NAME bytes of printable ASCII (spaces
- * allowed). */
+/* A display name: 0..PARLEY_MAX_NAME bytes of UTF-8 without control
+ * characters (C0, DEL, C1); spaces are fine. */
 static int name_valid(const char *s, size_t len) {
-  if (len > PARLEY_MAX_NAME)
+  const uint8_t *u = (const uint8_t *)s;
+
+  if (len > PARLEY_MAX_NAME || !parley_utf8_valid(u, len))
     return 0;
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+  for (size_t i = 0; i < len; i++) {
+    if (u[i] < 0x20 || u[i] == 0x7f)
       return 0;
+    /* U+0080..U+009F are encoded as C2 80..C2 9F. */
+    if (u[i] == 0xc2 && i + 1 < len && u[i + 1] < 0xa0)
+      return 0;
+  }
   return 1;
 }
 
@@ -133,8 +139,8 @@ static int name_valid(const char *s, size_t len) {
 /* Grows an array of pointers to hold need entries (capacity doubles, first
  * min_cap).  Returns the (possibly moved) array, or NULL on failure with
  * arr untouched.  *cap is updated only on success. */
-static void *reserve(void *arr, uint32_t *cap, uint32_t need,
-                     uint32_t min_cap, size_t elem) {
+static void *reserve(void *arr, uint32_t *cap, uint32_t need, uint32_t min_cap,
+                     size_t elem) {
   uint32_t n;
   void *p;
 
@@ -152,8 +158,8 @@ static void *reserve(void *arr, uint32_t *cap, uint32_t need,
 
 /* Gives memory back once an array is at most a quarter full.  A failed
  * shrink keeps the old array, which is still correct. */
-static void *shrink(void *arr, uint32_t *cap, uint32_t used,
-                    uint32_t min_cap, size_t elem) {
+static void *shrink(void *arr, uint32_t *cap, uint32_t used, uint32_t min_cap,
+                    size_t elem) {
   uint32_t n;
   void *p;
 
@@ -263,7 +269,7 @@ static void clear_state(struct parley_registry *r) {
   parley_map_init(&r->topics, r->seed ^ 0x9e3779b97f4a7c15ull);
 }
 
-/* Lifecycle ------------------------------------------------------------------ */
+/* Lifecycle ---------------------------------------------------------------- */
 
 int parley_registry_new(const struct parley_reg_limits *lim,
                         struct parley_registry **out) {
@@ -317,7 +323,7 @@ static void emit(const struct parley_registry *r, int kind,
   r->obs.on_change(r->obs.ctx, &ch);
 }
 
-/* Check and apply ------------------------------------------------------------ */
+/* Check and apply ---------------------------------------------------------- */
 
 /* What check() found, so apply() need not look things up twice. */
 struct verdict {
@@ -325,8 +331,8 @@ struct verdict {
   struct topic *topic; /* SUBSCRIBE/UNSUBSCRIBE: the topic, if it exists */
   size_t topic_len;
   size_t addr_len, name_len; /* REGISTER */
-  uint32_t pos; /* position of the peer in topic->subs */
-  int member;   /* the peer subscribes to the topic */
+  uint32_t pos;              /* position of the peer in topic->subs */
+  int member;                /* the peer subscribes to the topic */
 };
 
 static int verify(const struct parley_registry *r,
@@ -336,12 +342,10 @@ static int verify(const struct parley_registry *r,
   case PARLEY_REG_REGISTER:
     if (field_len(c->addr, sizeof c->addr, &v->addr_len) < 0 ||
         field_len(c->name, sizeof c->name, &v->name_len) < 0 ||
-        !addr_valid(c->addr, v->addr_len) ||
-        !name_valid(c->name, v->name_len))
+        !addr_valid(c->addr, v->addr_len) || !name_valid(c->name, v->name_len))
       return PARLEY_EINVAL;
     v->peer = find_peer(r, c->pk);
-    if (v->peer == NULL && r->max_peers != 0 &&
-        r->peers.count >= r->max_peers)
+    if (v->peer == NULL && r->max_peers != 0 && r->peers.count >= r->max_peers)
       return PARLEY_ELIMIT;
     return PARLEY_OK;
   case PARLEY_REG_EXPIRE:
@@ -354,8 +358,7 @@ static int verify(const struct parley_registry *r,
       return PARLEY_EINVAL;
     v->peer = find_peer(r, c->pk);
     if (v->peer == NULL)
-      return c->type == PARLEY_REG_SUBSCRIBE ? PARLEY_EUNKNOWNPEER
-                                             : PARLEY_OK;
+      return c->type == PARLEY_REG_SUBSCRIBE ? PARLEY_EUNKNOWNPEER : PARLEY_OK;
     v->topic = find_topic(r, c->topic, v->topic_len);
     if (v->topic != NULL)
       v->pos = topic_pos(v->topic, c->pk, &v->member);
@@ -388,8 +391,8 @@ static int do_register(struct parley_registry *r,
   int changed;
 
   if (p != NULL) {
-    changed = strcmp(p->pub.addr, c->addr) != 0 ||
-              strcmp(p->pub.name, c->name) != 0;
+    changed =
+        strcmp(p->pub.addr, c->addr) != 0 || strcmp(p->pub.name, c->name) != 0;
     set_addr_name(p, c, v);
     p->pub.updated_ms = c->ts_ms;
     if (changed)
@@ -537,7 +540,7 @@ int parley_registry_apply(struct parley_registry *r,
   }
 }
 
-/* Sorted walks --------------------------------------------------------------- */
+/* Sorted walks ------------------------------------------------------------- */
 
 static int cmp_peer(const void *a, const void *b) {
   const struct peer *pa = *(const struct peer *const *)a;
@@ -554,8 +557,7 @@ static int cmp_topic(const void *a, const void *b) {
 /* OUT: *out gets the map's values sorted with cmp (caller frees; NULL when
  * the map is empty). */
 static int sorted_values(const struct parley_map *m,
-                         int (*cmp)(const void *, const void *),
-                         void ***out) {
+                         int (*cmp)(const void *, const void *), void ***out) {
   struct parley_map_iter it;
   struct parley_map_entry *e;
   void **v;
@@ -788,8 +790,7 @@ static int restore_into(struct parley_registry *r, const uint8_t *buf,
   uint32_t count;
   int rc;
 
-  if (len < PARLEY__REG_SNAP_HDR ||
-      memcmp(buf, PARLEY__REG_SNAP_MAGIC, 4) != 0)
+  if (len < PARLEY__REG_SNAP_HDR || memcmp(buf, PARLEY__REG_SNAP_MAGIC, 4) != 0)
     return PARLEY_EPROTO;
   count = get_u32(buf + 4);
   rd.pos = PARLEY__REG_SNAP_HDR;
@@ -807,8 +808,7 @@ static int restore_into(struct parley_registry *r, const uint8_t *buf,
     if (rd_bytes(&rd, 32, &b) < 0 || (prev && memcmp(prev, b, 32) >= 0))
       return PARLEY_EPROTO; /* truncated, unsorted or duplicate */
     prev = b;
-    if (rd_str8(&rd, PARLEY_MAX_ADDR, addr, &la) < 0 ||
-        !addr_valid(addr, la) ||
+    if (rd_str8(&rd, PARLEY_MAX_ADDR, addr, &la) < 0 || !addr_valid(addr, la) ||
         rd_str8(&rd, PARLEY_MAX_NAME, name, &ln) < 0 || !name_valid(name, ln))
       return PARLEY_EPROTO;
     p = parley_calloc(1, sizeof *p);
@@ -910,8 +910,7 @@ int parley_reg_cmd_decode(const uint8_t *buf, size_t len,
   const uint8_t *b;
 
   memset(out, 0, sizeof *out);
-  if (buf == NULL || len < PARLEY__REG_CMD_MIN ||
-      len > PARLEY__REG_CMD_MAX)
+  if (buf == NULL || len < PARLEY__REG_CMD_MIN || len > PARLEY__REG_CMD_MAX)
     return PARLEY_EPROTO;
   if (rd_bytes(&rd, 41, &b) < 0 || b[0] < PARLEY_REG_REGISTER ||
       b[0] > PARLEY_REG_UNSUBSCRIBE)

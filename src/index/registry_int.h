@@ -12,9 +12,8 @@
  * fields: 44 fixed bytes plus the string bytes. */
 #define PARLEY__REG_CMD_FIXED (1u + 32u + 8u + 3u)
 #define PARLEY__REG_CMD_MIN PARLEY__REG_CMD_FIXED
-#define PARLEY__REG_CMD_MAX                                                   \
-  (PARLEY__REG_CMD_FIXED + PARLEY_MAX_ADDR + PARLEY_MAX_NAME +                \
-   PARLEY_MAX_TOPIC)
+#define PARLEY__REG_CMD_MAX                                                    \
+  (PARLEY__REG_CMD_FIXED + PARLEY_MAX_ADDR + PARLEY_MAX_NAME + PARLEY_MAX_TOPIC)
 
 /* Registry snapshot: "PRG1" then a u32 peer count. */
 #define PARLEY__REG_SNAP_MAGIC "PRG1"

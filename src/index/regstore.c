@@ -55,9 +55,9 @@
 
 #define SNAP_MAGIC "PRSN"
 #define SNAP_VERSION 1u
-#define SNAP_HDR 24u        /* magic, version, folded, crc, len */
-#define SNAP_FOLDED_OFF 8u  /* offset of folded in the header */
-#define REC_HDR 8u          /* u32 len, u32 crc */
+#define SNAP_HDR 24u       /* magic, version, folded, crc, len */
+#define SNAP_FOLDED_OFF 8u /* offset of folded in the header */
+#define REC_HDR 8u         /* u32 len, u32 crc */
 #define REC_MAX (REC_HDR + PARLEY__REG_CMD_MAX)
 /* Appends buffered between two syncs; the server syncs every loop turn. */
 #define PENDING_CAP (64u * 1024u * 1024u)
@@ -70,9 +70,9 @@ struct parley_regstore {
   struct parley_log log;       /* copy of the caller's sink (may be empty) */
   char *snap_path, *tmp_path, *log_path; /* owned */
   int dirfd, logfd;
-  uint64_t log_size;  /* bytes of whole records in registry.log */
-  uint64_t entries;   /* records in registry.log */
-  uint64_t npending;  /* records in pending */
+  uint64_t log_size; /* bytes of whole records in registry.log */
+  uint64_t entries;  /* records in registry.log */
+  uint64_t npending; /* records in pending */
   struct parley_buf pending;
   int failed; /* an fsync or post-rename step failed: refuse writes */
 };
@@ -107,7 +107,7 @@ static uint32_t get_u32(const uint8_t *p) {
          (uint32_t)p[3];
 }
 
-/* File helpers --------------------------------------------------------------- */
+/* File helpers ------------------------------------------------------------- */
 
 static int write_all(int fd, const uint8_t *p, size_t n) {
   while (n > 0) {
@@ -124,8 +124,7 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 }
 
 /* Reads up to n bytes at off; *got < n only at end of file. */
-static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off,
-                     size_t *got) {
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off, size_t *got) {
   *got = 0;
   while (*got < n) {
     ssize_t r = pread(fd, p + *got, n - *got, (off_t)(off + *got));
@@ -152,7 +151,8 @@ static char *join(const char *dir, const char *file) {
   return s;
 }
 
-/* Snapshot file ---------------------------------------------------------------- */
+/* Snapshot file
+ * ---------------------------------------------------------------- */
 
 /* Restores the registry from registry.snap (or to empty if there is none).
  * OUT: *folded from the header. */
@@ -197,8 +197,8 @@ static int load_snapshot(struct parley_regstore *rs, uint64_t *folded) {
   len = get_u32(hdr + 20);
   if ((uint64_t)st.st_size != (uint64_t)SNAP_HDR + len) {
     PARLEY_LOG(&rs->log, PARLEY_LOG_ERROR,
-               "%s: size %lld does not match header length %u",
-               rs->snap_path, (long long)st.st_size, (unsigned)len);
+               "%s: size %lld does not match header length %u", rs->snap_path,
+               (long long)st.st_size, (unsigned)len);
     goto out;
   }
   body = parley_malloc(len ? len : 1);
@@ -228,7 +228,7 @@ out:
   return rc;
 }
 
-/* Log replay ----------------------------------------------------------------- */
+/* Log replay --------------------------------------------------------------- */
 
 /* A forward reader over the log with a fixed window. */
 struct log_reader {
@@ -340,8 +340,7 @@ static int replay_log(struct parley_regstore *rs, uint64_t skip) {
   if (skip > n)
     PARLEY_LOG(&rs->log, PARLEY_LOG_WARN,
                "%s: snapshot folds %llu records but the log holds %llu",
-               rs->log_path, (unsigned long long)skip,
-               (unsigned long long)n);
+               rs->log_path, (unsigned long long)skip, (unsigned long long)n);
   rs->entries = n;
   rs->log_size = good;
 out:
@@ -350,7 +349,7 @@ out:
   return rc;
 }
 
-/* Public API ------------------------------------------------------------------ */
+/* Public API --------------------------------------------------------------- */
 
 int parley_regstore_open(const char *dir, struct parley_registry *reg,
                          const struct parley_log *lg,
@@ -384,8 +383,7 @@ int parley_regstore_open(const char *dir, struct parley_registry *reg,
   }
   rs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rs->dirfd < 0) {
-    PARLEY_LOG(&rs->log, PARLEY_LOG_ERROR, "open %s: %s", dir,
-               strerror(errno));
+    PARLEY_LOG(&rs->log, PARLEY_LOG_ERROR, "open %s: %s", dir, strerror(errno));
     rc = PARLEY_EIO;
     goto fail;
   }
@@ -397,11 +395,15 @@ int parley_regstore_open(const char *dir, struct parley_registry *reg,
   rc = load_snapshot(rs, &folded);
   if (rc < 0)
     goto fail;
-  rs->logfd = open(rs->log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
-                   0600);
+  rs->logfd = open(rs->log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (rs->logfd < 0) {
     PARLEY_LOG(&rs->log, PARLEY_LOG_ERROR, "open %s: %s", rs->log_path,
                strerror(errno));
+    rc = PARLEY_EIO;
+    goto fail;
+  }
+  /* Make the log's directory entry durable before anything relies on it. */
+  if (fsync(rs->dirfd) < 0) {
     rc = PARLEY_EIO;
     goto fail;
   }
@@ -427,8 +429,8 @@ fail:
 void parley_regstore_close(struct parley_regstore *rs) {
   if (rs == NULL)
     return;
-  if (!rs->failed && rs->pending.len > 0) {
-    int rc = parley_regstore_sync(rs, 0);
+  if (rs->pending.len > 0) {
+    int rc = rs->failed ? PARLEY_EIO : parley_regstore_sync(rs, 0);
     if (rc < 0)
       PARLEY_LOG(&rs->log, PARLEY_LOG_ERROR,
                  "%s: %llu appends lost at close: %s", rs->log_path,

@@ -193,8 +193,8 @@ int parley__index_submit(struct parley_index *idx,
 /* ---- durable replies -------------------------------------------------- */
 
 int parley__index_hold_reply(struct parley_index *idx, struct ix_conn *c,
-                             uint32_t req, int code, uint64_t value,
-                             int durable) {
+                             uint32_t req, int code, const char *text,
+                             uint64_t value, int durable) {
   struct ix_reply *r;
   if (idx->nreplies == idx->areplies) {
     size_t n = idx->areplies ? idx->areplies * 2 : 64;
@@ -208,6 +208,7 @@ int parley__index_hold_reply(struct parley_index *idx, struct ix_conn *c,
   r->conn = c;
   r->req = req;
   r->code = code;
+  r->text = text != NULL ? text : parley_strerror(code);
   r->value = value;
   r->durable = durable;
   c->npending++;
@@ -243,8 +244,7 @@ static void on_turn_end(void *ctx) {
     else if (r->code == 0)
       parley__index_send_ok(r->conn, r->req, r->value);
     else
-      parley__index_send_error(r->conn, r->req, r->code,
-                               parley_strerror(r->code));
+      parley__index_send_error(r->conn, r->req, r->code, r->text);
   }
   idx->nreplies = 0;
   if (idx->areplies > 4096) { /* give back a burst's memory */

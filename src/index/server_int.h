@@ -55,7 +55,8 @@ struct ix_conn {
 struct ix_reply {
   struct ix_conn *conn; /* NULL once the link closed */
   uint32_t req;
-  int code;             /* 0: OK(req, value); else ERROR(req, code, ...) */
+  int code;             /* 0: OK(req, value); else ERROR(req, code, text) */
+  const char *text;     /* static string (ERROR only) */
   uint64_t value;
   int durable;
 };
@@ -118,11 +119,12 @@ int64_t parley__index_last_seen(const struct parley_index *idx,
  * caused.  Returns the registry's verdict, or a storage error. */
 PARLEY_NODISCARD int parley__index_submit(struct parley_index *idx,
                                           const struct parley_reg_cmd *c);
-/* Holds a reply for the turn-end hook.  PARLEY_ENOMEM. */
+/* Holds a reply for the turn-end hook; text must be a static string.
+ * PARLEY_ENOMEM. */
 PARLEY_NODISCARD int parley__index_hold_reply(struct parley_index *idx,
                                               struct ix_conn *c, uint32_t req,
-                                              int code, uint64_t value,
-                                              int durable);
+                                              int code, const char *text,
+                                              uint64_t value, int durable);
 /* Fills w from a registry peer (pointers borrowed from p). */
 void parley__index_wire_peer(const struct parley_index *idx,
                              const struct parley_reg_peer *p,

@@ -40,30 +40,35 @@ void parley__index_send_error(struct ix_conn *c, uint32_t req, int code,
   parley__index_send(c, &f);
 }
 
-/* An OK or ERROR reply.  Held for the turn-end hook when it vouches for a
- * registry change (durable) or when earlier replies on this link are held
- * (so that replies keep request order); sent at once otherwise. */
-static void reply(struct ix_conn *c, uint32_t req, int code, uint64_t value,
-                  int durable) {
+/* An OK or ERROR reply (text: a static string, or NULL for the code's
+ * text).  Held for the turn-end hook when it vouches for a registry change
+ * (durable) or when earlier replies on this link are held (so that replies
+ * keep request order); sent at once otherwise. */
+static void reply(struct ix_conn *c, uint32_t req, int code, const char *text,
+                  uint64_t value, int durable) {
   if (durable || c->npending > 0) {
-    if (parley__index_hold_reply(c->idx, c, req, code, value, durable) == 0)
+    if (parley__index_hold_reply(c->idx, c, req, code, text, value,
+                                 durable) == 0)
       return;
     /* Out of memory: better an error now than silence. */
     code = PARLEY_ENOMEM;
+    text = NULL;
   }
   if (code == 0)
     parley__index_send_ok(c, req, value);
   else
-    parley__index_send_error(c, req, code, parley_strerror(code));
+    parley__index_send_error(c, req, code,
+                             text != NULL ? text : parley_strerror(code));
 }
 
 static void reply_error(struct ix_conn *c, uint32_t req, int code,
                         const char *text) {
-  if (c->npending > 0) {
-    reply(c, req, code, 0, 0);
-    return;
-  }
-  parley__index_send_error(c, req, code, text);
+  reply(c, req, code, text, 0, 0);
+}
+
+static void reply_ok(struct ix_conn *c, uint32_t req, uint64_t value,
+                     int durable) {
+  reply(c, req, 0, NULL, value, durable);
 }
 
 /* ---- watches ---------------------------------------------------------- */
@@ -427,7 +432,7 @@ static void on_register(struct ix_conn *c, const struct parley_frame *f) {
   claim_link(c);
   PARLEY_LOG(idx->log, PARLEY_LOG_DEBUG, "peer %s registered at %s", c->id,
              cmd.addr);
-  reply(c, req, 0, idx->lease_ms, 1);
+  reply_ok(c, req, idx->lease_ms, 1);
 }
 
 static void on_heartbeat(struct ix_conn *c, uint32_t req) {
@@ -445,11 +450,13 @@ static void on_heartbeat(struct ix_conn *c, uint32_t req) {
   }
   idx->st.heartbeats++;
   claim_link(c);
-  reply(c, req, 0, idx->lease_ms, 0);
+  reply_ok(c, req, idx->lease_ms, 0);
 }
 
-static int topic_ok(const struct ix_conn *c, struct parley_str t) {
-  (void)c;
+/* Topics are checked here (the registry checks them again) because they
+ * are copied into NUL-terminated buffers: an embedded NUL must not slip
+ * through as a shorter, valid name. */
+static int topic_ok(struct parley_str t) {
   return parley_topic_valid(t.ptr, t.len, PARLEY_DEFAULT_MAX_TOPIC);
 }
 
@@ -459,7 +466,7 @@ static void on_subscribe(struct ix_conn *c, const struct parley_frame *f,
   uint32_t req = f->u.topic.req;
   int rc;
 
-  if (!topic_ok(c, f->u.topic.topic)) {
+  if (!topic_ok(f->u.topic.topic)) {
     reply_error(c, req, PARLEY_EINVAL, "invalid topic");
     return;
   }
@@ -476,7 +483,7 @@ static void on_subscribe(struct ix_conn *c, const struct parley_frame *f,
                                           : parley_strerror(rc));
     return;
   }
-  reply(c, req, 0, 0, 1);
+  reply_ok(c, req, 0, 1);
 }
 
 static void on_watch(struct ix_conn *c, const struct parley_frame *f,
@@ -486,7 +493,7 @@ static void on_watch(struct ix_conn *c, const struct parley_frame *f,
   size_t len = f->u.topic.topic.len;
   int rc;
 
-  if (!topic_ok(c, f->u.topic.topic)) {
+  if (!topic_ok(f->u.topic.topic)) {
     reply_error(c, req, PARLEY_EINVAL, "invalid topic");
     return;
   }
@@ -494,7 +501,7 @@ static void on_watch(struct ix_conn *c, const struct parley_frame *f,
   topic[len] = '\0';
   if (!watch) {
     watch_del(c, topic, len);
-    reply(c, req, 0, 0, 0);
+    reply_ok(c, req, 0, 0);
     return;
   }
   rc = watch_add(c, topic, len);

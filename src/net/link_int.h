@@ -9,17 +9,7 @@
 #ifndef PARLEY_NET_LINK_INT_H
 #define PARLEY_NET_LINK_INT_H
 
-/* link.h defines _DEFAULT_SOURCE itself while the build passes
- * -D_DEFAULT_SOURCE (=1); drop the command-line definition so that the
- * header's is not a redefinition (an error under -Werror).  Include this
- * header first in every file of src/net/. */
-#undef _DEFAULT_SOURCE
-/* wire.h (included by link.h) has "/" "*" inside a comment, which -Wcomment
- * flags; the header is not ours to edit, so silence that one warning. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "net/link.h"
-#pragma GCC diagnostic pop
 
 #include <stddef.h>
 #include <stdint.h>

@@ -405,9 +405,16 @@ void parley__api_publish_result(struct parley_node *n, struct ackwait *w,
       json_object_set_new(o, "refused", id_array(w, 3));
       if (!all && timed_out)
         status = 504;
+      for (uint32_t i = 0; i < w->nsubs && status == 200; i++)
+        if (w->refused[i])
+          status = 502;
     }
   }
-  if (status != 200 && !w->direct)
+  if (status == 502 && !w->direct)
+    json_object_set_new(o, "error",
+                        json_string("some subscribers refused the message "
+                                    "(see \"refused\"; not retried)"));
+  else if (status != 200 && !w->direct)
     json_object_set_new(o, "error",
                         json_string("not every subscriber acknowledged in "
                                     "time; the rest stay queued"));

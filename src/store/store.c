@@ -1,6 +1,9 @@
 /*
  * store.c — the peer's local store on SQLite (contract in store.h; design
- * notes in docs/internals/STORE.md).
+ * notes in docs/internals/STORE.md).  This file opens, configures, migrates
+ * and closes the database and owns the statement cache, the error path and
+ * transactions; store_msg.c holds messages and history queries,
+ * store_state.c the sequence counters, outbox, subscriptions and peer cache.
  *
  * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
  * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,

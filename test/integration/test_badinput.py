@@ -129,10 +129,17 @@ class BadInput(unittest.TestCase):
             self.assertIn("error", json.loads(text))
         self.assertEqual(self.a.api_call("GET", "/nope")[0], 404)
         self.assertEqual(self.a.api_call("DELETE", "/v1/status")[0], 405)
-        # Oversize request body.
-        big = json.dumps({"topic": "ok", "body": "x" * (3 * 1024 * 1024)})
-        status, _ = self.a.api_call("POST", "/v1/publish", raw=big.encode())
-        self.assertIn(status, (400, 413))
+        # Oversize request body: refused from its Content-Length, before
+        # the body is read (the server then closes the connection).
+        s = h.raw_connect(self.a.api, (
+            "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            "%s\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n{\"topic\":" % (
+                self.a.token(), 3 * 1024 * 1024)).encode(), close=False)
+        s.settimeout(10 * h.SLOW)
+        reply = s.recv(4096).decode(errors="replace")
+        s.close()
+        self.assertTrue(reply.startswith("HTTP/1.1 413"), reply)
         self.traffic_flows()
 
     def test_oversize_message(self):

@@ -140,9 +140,26 @@ class Base(unittest.TestCase):
         self.procs = []
 
     def tearDown(self):
+        problems = []
         for p in self.procs:
-            p.kill()
+            if p.alive():
+                # Every daemon ends with SIGTERM, so each test also checks a
+                # clean shutdown (and, in a sanitizer build, leaks).
+                try:
+                    rc, _ = p.stop()
+                    if rc != 0:
+                        problems.append("exit %d on SIGTERM" % rc)
+                except AssertionError as e:
+                    problems.append(str(e))
+            log = p.log()
+            for marker in ("AddressSanitizer", "LeakSanitizer",
+                           "runtime error:"):
+                if marker in log:
+                    problems.append("sanitizer report:\n" + log[-4000:])
+                    break
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            self.fail("; ".join(problems))
 
     def start(self, sub="idx", **kw):
         ix = Index(os.path.join(self.tmp, sub), **kw)
@@ -484,6 +501,30 @@ class WithPeerTest(Base):
         self.wait_for(lambda: self.peers_listed(ix) == [], 5,
                       "alice to expire")
         _, _, body = ix.get("/metrics")
+        self.assertIn("parley_index_expiries_total 1", body.decode())
+
+    def test_restart_restores_peers_with_a_fresh_lease(self):
+        ix = self.start(extra=["--lease", "30"])
+        p, pid = self.start_peer(ix, "bob", "bob")
+        self.wait_for(lambda: self.peers_listed(ix), 10, "bob to register")
+        p.send_signal(signal.SIGKILL)
+        p.wait(5)
+        rc, _ = ix.stop()
+        self.assertEqual(rc, 0)
+        # Back with a 2 s lease: bob is restored from disk, kept for one
+        # full lease although nobody heard from him, then expired.
+        t0 = time.monotonic()
+        ix2 = self.start(extra=["--lease", "2"])
+        self.assertEqual(ix2.id, ix.id)
+        peers = self.peers_listed(ix2)
+        self.assertEqual([q["id"] for q in peers], [pid])
+        self.assertEqual(peers[0]["name"], "bob")
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
+        self.assertEqual(len(self.peers_listed(ix2)), 1,
+                         "expired before its fresh lease ran out")
+        self.wait_for(lambda: self.peers_listed(ix2) == [], 5,
+                      "bob to expire after restart")
+        _, _, body = ix2.get("/metrics")
         self.assertIn("parley_index_expiries_total 1", body.decode())
 
 

@@ -802,6 +802,7 @@ struct forged {
   uint8_t payload[96];
   const struct parley_identity *signer; /* NULL: payload used as is */
   const uint8_t *claim;                 /* pk to claim when signing */
+  int no_context; /* sign h alone, without "parley-hs-sig" */
 };
 
 static int forged_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
@@ -813,7 +814,10 @@ static int forged_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
     memcpy(m, "parley-hs-sig", 13);
     memcpy(m + 13, h, 64);
     memcpy(f->payload, f->claim, 32);
-    parley_identity_sign(f->signer, m, sizeof m, f->payload + 32);
+    if (f->no_context)
+      parley_identity_sign(f->signer, h, 64, f->payload + 32);
+    else
+      parley_identity_sign(f->signer, m, sizeof m, f->payload + 32);
   }
   memcpy(payload, f->payload, 96);
   *plen = 96;
@@ -898,7 +902,31 @@ static void test_handshake_mitm(void **state) {
   assert_int_equal(attack_initiator(P.mallory.x_sk, &f, P.bob.pk),
                    PARLEY_EAUTH);
 
-  /* 5. The same against a responder: mallory dials bob claiming to be
+  /* 5. Only the signature can catch these: the static key really is bob's
+   * (as if mallory had bob's X25519 key but not his Ed25519 one). */
+  /* 5a. bob's proof from another session: right key, wrong h. */
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, NULL), PARLEY_EAUTH);
+  /* 5b. Signed over h without the domain-separation context. */
+  memset(&f, 0, sizeof f);
+  f.signer = &P.bob;
+  f.claim = P.bob.pk;
+  f.no_context = 1;
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, NULL), PARLEY_EAUTH);
+  /* 5c. The twin: -P encodes the same y with the other sign of x, so it
+   * converts to the same X25519 key as P; only the signature tells them
+   * apart. */
+  uint8_t twin[32], x1[32], x2[32];
+  memcpy(twin, P.bob.pk, 32);
+  twin[31] ^= 0x80;
+  assert_int_equal(crypto_sign_ed25519_pk_to_curve25519(x1, P.bob.pk), 0);
+  assert_int_equal(crypto_sign_ed25519_pk_to_curve25519(x2, twin), 0);
+  assert_memory_equal(x1, x2, 32);
+  f.no_context = 0;
+  f.claim = twin;
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, NULL), PARLEY_EAUTH);
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, twin), PARLEY_EAUTH);
+
+  /* 6. The same against a responder: mallory dials bob claiming to be
    * alice in message 3, signing with her own key. */
   struct parley_handshake r;
   assert_int_equal(parley_handshake_init(&r, 0, &P.bob, NULL), PARLEY_OK);

@@ -5,11 +5,7 @@
  * test — plays a broken or hostile peer: garbage bytes, a stalled
  * handshake, or a complete handshake (with the crypto/wire functions) after
  * which it sends frames a conforming net never would. */
-#undef _DEFAULT_SOURCE /* link.h defines it; the build passes it too */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment" /* a nested comment in wire.h */
 #include "net/link.h"
-#pragma GCC diagnostic pop
 
 #include <arpa/inet.h>
 #include <signal.h>

@@ -9,11 +9,14 @@
  * a restored copy and an independent model that encodes the expected
  * snapshot bytes itself.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,7 +34,7 @@
 #include "index/registry.h"
 #include "index/regstore.h"
 
-/* Counting, failure-injecting heap ------------------------------------------ */
+/* Counting, failure-injecting heap ----------------------------------------- */
 
 struct heap {
   size_t live;     /* requested bytes not yet freed */
@@ -117,7 +120,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Helpers ------------------------------------------------------------------- */
+/* Helpers ------------------------------------------------------------------ */
 
 static uint64_t rng_state;
 
@@ -160,8 +163,7 @@ static struct parley_reg_cmd cmd(uint8_t type, const uint8_t *pk, int64_t ts,
 
 static int reg(struct parley_registry *r, const uint8_t *pk, int64_t ts,
                const char *addr, const char *name) {
-  struct parley_reg_cmd c =
-      cmd(PARLEY_REG_REGISTER, pk, ts, addr, name, "");
+  struct parley_reg_cmd c = cmd(PARLEY_REG_REGISTER, pk, ts, addr, name, "");
   return parley_registry_apply(r, &c);
 }
 
@@ -324,7 +326,7 @@ static const char *key_text(unsigned i) {
   return s;
 }
 
-/* Commands and events -------------------------------------------------------- */
+/* Commands and events ------------------------------------------------------ */
 
 static void test_new_and_limits(void **state) {
   struct parley_reg_limits lim = {0, 0, PARLEY_MAX_TOPIC + 1};
@@ -338,21 +340,6 @@ static void test_new_and_limits(void **state) {
   assert_int_equal(parley_registry_topic_count(r), 0);
   parley_registry_free(r);
   parley_registry_free(NULL);
-}
-
-static void test_register(void **state) {
-  struct parley_registry *r = mkreg(0, 0, 0);
-  struct recorder rc;
-  const struct parley_reg_peer *p;
-  uint8_t a[32];
-  (void)state;
-
-  mkpk(a, 1);
-  observe(r, &rc);
-  assert_int_equal(reg(r, a, 1000, "10.0.0.1:7000", "alice"), PARLEY_OK);
-  assert_string_equal(events(&rc),
-                      "UP 0e14b33b9d35eb4a 0\n" + 0 == NULL ? "" : events(&rc));
-  parley_registry_free(r);
 }
 
 static void test_register_events(void **state) {
@@ -405,10 +392,9 @@ static void test_register_events(void **state) {
 
 static void test_register_invalid(void **state) {
   static const char *bad_addr[] = {
-      "",           "nohost",        ":7000",      "host:",
-      "host:0",     "host:65536",    "host:12x",   "ho st:7000",
-      "host:7000 ", "\x01host:7000", "[::1]7000",  "host:-1",
-      "\xc3\xa9:1",
+      "",           "nohost",   ":7000",      "host:",      "host:0",
+      "host:65536", "host:12x", "ho st:7000", "host:7000 ", "\x01host:7000",
+      "[::1]7000",  "host:-1",  "\xc3\xa9:1",
   };
   struct parley_registry *r = mkreg(0, 0, 0);
   struct parley_reg_cmd c;
@@ -434,10 +420,20 @@ static void test_register_invalid(void **state) {
   memset(c.addr, 'h', sizeof c.addr);
   assert_int_equal(parley_registry_apply(r, &c), PARLEY_EINVAL);
 
-  c = cmd(PARLEY_REG_REGISTER, a, 1, "h:1", "tab\there", "");
-  assert_int_equal(parley_registry_apply(r, &c), PARLEY_EINVAL);
-  c = cmd(PARLEY_REG_REGISTER, a, 1, "h:1", "caf\xc3\xa9", "");
-  assert_int_equal(parley_registry_apply(r, &c), PARLEY_EINVAL);
+  /* Names are UTF-8 without control characters. */
+  {
+    static const char *bad_name[] = {
+        "tab\there", "nl\n",     "del\x7f",      "c1 \xc2\x85",      "\xff",
+        "trunc\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+    };
+    for (size_t i = 0; i < sizeof bad_name / sizeof *bad_name; i++) {
+      c = cmd(PARLEY_REG_REGISTER, a, 1, "h:1", bad_name[i], "");
+      assert_int_equal(parley_registry_apply(r, &c), PARLEY_EINVAL);
+    }
+  }
+  c = cmd(PARLEY_REG_REGISTER, a, 1, "h:1", "Zo\xc3\xab \xe2\x9c\x93 \xc2\xa0",
+          "");
+  assert_int_equal(parley_registry_check(r, &c), PARLEY_OK);
   memset(name, 'n', sizeof name);
   name[PARLEY_MAX_NAME] = '\0';
   c = cmd(PARLEY_REG_REGISTER, a, 1, "h:1", name, "");
@@ -670,7 +666,7 @@ static void test_foreach_order_and_stop(void **state) {
   struct parley_registry *r = mkreg(0, 0, 0);
   struct walk w;
   uint8_t pk[32];
-  char exp[1024] = "";
+  struct walk exp;
   unsigned order[20];
   (void)state;
 
@@ -702,17 +698,16 @@ static void test_foreach_order_and_stop(void **state) {
         order[j] = t;
       }
     }
-  for (unsigned i = 0; i < 20; i++) {
-    strcat(exp, key_text(order[i]));
-    strcat(exp, " ");
-  }
+  memset(&exp, 0, sizeof exp);
+  for (unsigned i = 0; i < 20; i++)
+    walk_add(&exp, key_text(order[i]));
   memset(&w, 0, sizeof w);
   assert_int_equal(parley_registry_foreach_peer(r, walk_peer, &w), 0);
-  assert_string_equal(w.buf, exp);
+  assert_string_equal(w.buf, exp.buf);
   memset(&w, 0, sizeof w);
   assert_int_equal(parley_registry_foreach_subscriber(r, "all", walk_peer, &w),
                    0);
-  assert_string_equal(w.buf, exp);
+  assert_string_equal(w.buf, exp.buf);
 
   /* A non-zero return stops the walk and is returned. */
   memset(&w, 0, sizeof w);
@@ -738,12 +733,9 @@ static void test_foreach_order_and_stop(void **state) {
   parley_registry_free(r);
 }
 
-/* Command codec -------------------------------------------------------------- */
+/* Command codec ------------------------------------------------------------ */
 
 static void test_codec_bytes(void **state) {
-  static const uint8_t exp_hdr[] = {
-      0x03,                                           /* SUBSCRIBE */
-  };
   struct parley_reg_cmd c, d;
   uint8_t buf[600], exp[600];
   size_t n, e = 0;
@@ -754,7 +746,7 @@ static void test_codec_bytes(void **state) {
     pk[i] = (uint8_t)i;
   c = cmd(PARLEY_REG_SUBSCRIBE, pk, 0x0102030405060708ll, "h:1", "nm", "tp");
   assert_int_equal(parley_reg_cmd_encode(&c, buf, sizeof buf, &n), PARLEY_OK);
-  memcpy(exp, exp_hdr, 1);
+  exp[0] = PARLEY_REG_SUBSCRIBE;
   e = 1;
   memcpy(exp + e, pk, 32);
   e += 32;
@@ -838,9 +830,8 @@ static void test_codec_errors(void **state) {
   bad[41] = PARLEY_MAX_ADDR + 1;
   bad[41 + 1 + PARLEY_MAX_ADDR + 1] = 0;
   bad[41 + 1 + PARLEY_MAX_ADDR + 2] = 0;
-  assert_int_equal(
-      parley_reg_cmd_decode(bad, 41 + 3 + PARLEY_MAX_ADDR + 1, &d),
-      PARLEY_EPROTO);
+  assert_int_equal(parley_reg_cmd_decode(bad, 41 + 3 + PARLEY_MAX_ADDR + 1, &d),
+                   PARLEY_EPROTO);
   bad[41] = PARLEY_MAX_ADDR;
   bad[41 + 1 + PARLEY_MAX_ADDR] = 0;
   bad[41 + 1 + PARLEY_MAX_ADDR + 1] = 0;
@@ -854,11 +845,12 @@ static void test_codec_errors(void **state) {
   /* Longest topic (255) is fine; the codec checks framing, not meaning. */
   bad[42] = 0;
   bad[43] = 255;
+  memset(bad + 44, 't', 255);
   assert_int_equal(parley_reg_cmd_decode(bad, 44 + 255, &d), PARLEY_OK);
   assert_int_equal(strlen(d.topic), 255);
 }
 
-/* Snapshot -------------------------------------------------------------------- */
+/* Snapshot ----------------------------------------------------------------- */
 
 /* A tiny independent snapshot writer for crafted inputs. */
 struct sbuild {
@@ -1016,11 +1008,12 @@ static void test_snapshot_canonical(void **state) {
 
 static void restore_expect(struct parley_registry *r, const struct sbuild *s,
                            int want) {
+  static const uint8_t empty[8] = {'P', 'R', 'G', '1', 0, 0, 0, 0};
   uint8_t k[32];
   /* Start from a non-empty state: a failed restore must empty it. */
+  assert_int_equal(parley_registry_restore(r, empty, sizeof empty), PARLEY_OK);
   memset(k, 0xee, 32);
-  if (parley_registry_peer(r, k) == NULL)
-    assert_int_equal(reg(r, k, 1, "prior:1", "p"), PARLEY_OK);
+  assert_int_equal(reg(r, k, 1, "prior:1", "p"), PARLEY_OK);
   assert_int_equal(sub(r, k, "prior"), PARLEY_OK);
   assert_int_equal(parley_registry_restore(r, s->b, s->n), want);
   if (want != PARLEY_OK) {
@@ -1038,12 +1031,12 @@ static void test_restore_crafted(void **state) {
                     *prefix[] = {"ab", "abc"}, *prefix2[] = {"abc", "ab"};
   (void)state;
 
-#define CASE(want, ...)                                                       \
-  do {                                                                        \
-    memset(&s, 0, sizeof s);                                                  \
-    sb_bytes(&s, "PRG1", 4);                                                  \
-    __VA_ARGS__;                                                              \
-    restore_expect(r, &s, want);                                              \
+#define CASE(want, ...)                                                        \
+  do {                                                                         \
+    memset(&s, 0, sizeof s);                                                   \
+    sb_bytes(&s, "PRG1", 4);                                                   \
+    __VA_ARGS__;                                                               \
+    restore_expect(r, &s, want);                                               \
   } while (0)
 
   CASE(PARLEY_OK, sb_u32(&s, 0));
@@ -1069,11 +1062,10 @@ static void test_restore_crafted(void **state) {
   CASE(PARLEY_EPROTO, sb_u32(&s, 1); sb_peer(&s, 1, "nohost", "", 0, NULL));
   CASE(PARLEY_EPROTO, sb_u32(&s, 1); sb_peer(&s, 1, "h:1", "\n", 0, NULL));
   CASE(PARLEY_EPROTO, sb_u32(&s, 5); /* max_peers is 4 */
-       for (int i = 1; i <= 5; i++) sb_peer(&s, (uint8_t)i, "h:1", "", 0,
-                                            NULL));
-  CASE(PARLEY_OK, sb_u32(&s, 4);
-       for (int i = 1; i <= 4; i++) sb_peer(&s, (uint8_t)i, "h:1", "", 0,
-                                            NULL));
+       for (int i = 1; i <= 5; i++)
+           sb_peer(&s, (uint8_t)i, "h:1", "", 0, NULL));
+  CASE(PARLEY_OK, sb_u32(&s, 4); for (int i = 1; i <= 4; i++)
+           sb_peer(&s, (uint8_t)i, "h:1", "", 0, NULL));
   /* An empty topic string. */
   CASE(PARLEY_EPROTO, sb_u32(&s, 1); uint8_t k[32] = {1}; sb_bytes(&s, k, 32);
        sb_str8(&s, "h:1"); sb_str8(&s, ""); sb_u64(&s, 1); sb_u64(&s, 1);
@@ -1128,8 +1120,8 @@ static void fill_sample(struct parley_registry *r) {
   uint8_t pk[32];
   for (unsigned i = 0; i < 5; i++) {
     mkpk(pk, i);
-    assert_int_equal(reg(r, pk, (int64_t)i * 1000 - 1, i % 2 ? "[::1]:80" : "h:9",
-                         i % 3 ? "peer" : ""),
+    assert_int_equal(reg(r, pk, (int64_t)i * 1000 - 1,
+                         i % 2 ? "[::1]:80" : "h:9", i % 3 ? "peer" : ""),
                      PARLEY_OK);
     for (unsigned t = 0; t <= i; t++)
       assert_int_equal(sub(r, pk, topics[(i + t) % 5]), PARLEY_OK);
@@ -1181,7 +1173,7 @@ static void test_restore_corrupt(void **state) {
         assert_int_equal(parley_registry_topic_count(r), 0);
         proto++;
       }
-      if (i < 8 && i != 4 && i != 5 && i != 6) /* magic, count */
+      if (i < 8) /* magic, or a peer count that no longer matches */
         assert_int_equal(rc, PARLEY_EPROTO);
     }
   /* Both outcomes occur (timestamps flip harmlessly, lengths do not). */
@@ -1220,7 +1212,8 @@ static void test_restore_limits(void **state) {
   parley_registry_free(big);
 }
 
-/* Out of memory ---------------------------------------------------------------- */
+/* Out of memory
+ * ---------------------------------------------------------------- */
 
 static void test_oom_apply(void **state) {
   struct parley_registry *r = mkreg(4, 0, 0), *ref = mkreg(4, 0, 0);
@@ -1271,6 +1264,8 @@ static void test_oom_apply(void **state) {
     struct parley_buf b, x;
     struct walk w;
     int rcode = PARLEY_ENOMEM;
+    memset(&w, 0, sizeof w);
+    assert_true(parley_registry_peer_count(ref) > 0);
     snap_of(ref, &b);
     for (long k = 0; rcode == PARLEY_ENOMEM; k++) {
       heap.fail_after = k;
@@ -1295,7 +1290,7 @@ static void test_oom_apply(void **state) {
   parley_registry_free(ref);
 }
 
-/* Determinism against a model ------------------------------------------------ */
+/* Determinism against a model ---------------------------------------------- */
 
 #define MK 64 /* keys */
 #define MT 20 /* valid topics */
@@ -1303,14 +1298,30 @@ static void test_oom_apply(void **state) {
 #define M_MAX_PEERS 40
 #define M_MAX_TOPIC 16
 
-static const char *m_topics[MT] = {
-    "news",   "a",      "b/c",   "news.eu", "x-y_z", "zz",    "A",
-    "Z9",     "m",      "news!", "long-topic-16chr", "q",     "0",
-    "~tilde", "mid",    "mi",    "mid0",    "[x]",   "a.b.c", "K"};
+static const char *m_topics[MT] = {"news",
+                                   "a",
+                                   "b/c",
+                                   "news.eu",
+                                   "x-y_z",
+                                   "zz",
+                                   "A",
+                                   "Z9",
+                                   "m",
+                                   "news!",
+                                   "long-topic-16chr",
+                                   "q",
+                                   "0",
+                                   "~tilde",
+                                   "mid",
+                                   "mi",
+                                   "mid0",
+                                   "[x]",
+                                   "a.b.c",
+                                   "K"};
 static const char *m_bad_topics[] = {"", "@peer", "has space",
                                      "seventeen-chars-x", "tab\t"};
-static const char *m_addrs[] = {"10.0.0.1:7000", "[fe80::1]:1", "host.example:443",
-                                "h:1", "bad-no-port"};
+static const char *m_addrs[] = {"10.0.0.1:7000", "[fe80::1]:1",
+                                "host.example:443", "h:1", "bad-no-port"};
 static const char *m_names[] = {"", "alice", "Bob the peer"};
 
 struct mpeer {
@@ -1601,7 +1612,6 @@ static void test_determinism(void **state) {
       assert_int_equal(parley_registry_apply(c, &cm), want);
       assert_string_equal(events(rc), exp);
     }
-    counts[-want < 8 ? 0 : 1]++;
     if (want == PARLEY_ELIMIT)
       counts[2]++;
     else if (want == PARLEY_EINVAL)
@@ -1619,8 +1629,7 @@ static void test_determinism(void **state) {
       struct parley_buf sa;
       snap_of(a, &sa);
       c = mkreg(M_MAX_SUBS, M_MAX_PEERS, M_MAX_TOPIC);
-      assert_int_equal(parley_registry_restore(c, sa.data, sa.len),
-                       PARLEY_OK);
+      assert_int_equal(parley_registry_restore(c, sa.data, sa.len), PARLEY_OK);
       parley_buf_close(&sa);
       observe(c, rc);
     }
@@ -1641,7 +1650,8 @@ static void test_determinism(void **state) {
   free(m);
 }
 
-/* Memory ------------------------------------------------------------------------ */
+/* Memory
+ * ------------------------------------------------------------------------ */
 
 static void test_memory_10k(void **state) {
   struct parley_registry *r = mkreg(0, 0, 0);
@@ -1674,7 +1684,8 @@ static void test_memory_10k(void **state) {
   parley_registry_free(r);
 }
 
-/* regstore ---------------------------------------------------------------------- */
+/* regstore
+ * ---------------------------------------------------------------------- */
 
 struct logcap {
   int warns, errors;
@@ -1783,6 +1794,13 @@ static uint32_t be32(const uint8_t *p) {
          p[3];
 }
 
+/* Applies a command whose outcome does not matter here. */
+static void apply_any(struct parley_registry *r,
+                      const struct parley_reg_cmd *c) {
+  int rc = parley_registry_apply(r, c);
+  assert_true(rc == PARLEY_OK || rc == PARLEY_EUNKNOWNPEER);
+}
+
 /* Applies and logs one command, as the server does. */
 static void logged(struct parley_registry *r, struct parley_regstore *rs,
                    const struct parley_reg_cmd *c) {
@@ -1823,33 +1841,6 @@ static struct parley_regstore *reopen(struct parley_registry **r,
 static void test_crc32_ref(void **state) {
   (void)state;
   assert_int_equal(crc32_ref((const uint8_t *)"123456789", 9), 0xcbf43926u);
-}
-
-static void test_regstore_basic(void **state) {
-  struct parley_registry *r = NULL, *ref = mkreg(0, 0, 0);
-  struct parley_regstore *rs;
-  struct parley_reg_cmd c;
-  struct logcap lc;
-  uint8_t *log, enc[600];
-  size_t len, n;
-  (void)state;
-
-  rs = reopen(&r, &lc); /* creates the directory */
-  assert_int_equal(parley_regstore_log_entries(rs), 0);
-  assert_int_equal(parley_registry_peer_count(r), 0);
-
-  /* One record: exact bytes. */
-  c = workload(0);
-  logged(r, rs, &c);
-  logged(ref, rs == NULL ? NULL : rs, &c) ;
-  parley_regstore_close(rs);
-  rs = NULL;
-  log = slurp("registry.log", &len);
-  assert_int_equal(parley_reg_cmd_encode(&c, enc, sizeof enc, &n), PARLEY_OK);
-  free(log);
-  (void)len;
-  parley_registry_free(r);
-  parley_registry_free(ref);
 }
 
 static void test_regstore_reopen(void **state) {
@@ -2046,10 +2037,10 @@ static void test_regstore_compact(void **state) {
   rs = reopen(&r, &lc);
   for (unsigned i = 0; i < 100; i++) {
     struct parley_reg_cmd c = workload(i);
-    (void)parley_registry_apply(ref, &c);
+    apply_any(ref, &c);
     logged(r, rs, &c);
   }
-  assert_true(parley_regstore_log_entries(rs) > 50);
+  assert_true(parley_regstore_log_entries(rs) > 20);
   assert_int_equal(parley_regstore_compact(rs), PARLEY_OK);
   assert_int_equal(parley_regstore_log_entries(rs), 0);
   assert_int_equal(file_size("registry.log"), 0);
@@ -2063,7 +2054,7 @@ static void test_regstore_compact(void **state) {
   /* Snapshot plus log. */
   for (unsigned i = 100; i < 130; i++) {
     struct parley_reg_cmd c = workload(i);
-    (void)parley_registry_apply(ref, &c);
+    apply_any(ref, &c);
     logged(r, rs, &c);
   }
   assert_int_equal(parley_regstore_sync(rs, 0), PARLEY_OK);
@@ -2108,7 +2099,8 @@ static void write_snap(const struct parley_registry *r, uint64_t folded) {
 }
 
 static void test_regstore_interrupted_compaction(void **state) {
-  struct parley_registry *r = NULL, *snap = mkreg(0, 0, 0), *exp = mkreg(0, 0, 0);
+  struct parley_registry *r = NULL, *snap = mkreg(0, 0, 0),
+                         *exp = mkreg(0, 0, 0);
   struct parley_regstore *rs;
   struct logcap lc;
   uint8_t k[4][32];
@@ -2205,7 +2197,11 @@ static void test_regstore_bad_files(void **state) {
 
   /* The directory path is a file. */
   snprintf(p, sizeof p, "%s/file", tmpdir);
-  spit("../file", "x", 1, 0);
+  {
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+  }
   assert_int_equal(parley_regstore_open(p, r, NULL, &rs), PARLEY_EIO);
   unlink(p);
   parley_registry_free(tmp);
@@ -2228,8 +2224,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_codec_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_codec_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_bytes, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_snapshot_canonical, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_snapshot_canonical, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restore_crafted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restore_alloc_bound, setup,
                                       teardown),

@@ -19,7 +19,7 @@
 #include "apps/cli/args.h"
 #include "apps/cli/http.h"
 
-#define PARLEY_CLI_VERSION "0.1.0"
+#define PARLEY_CLI_VERSION PARLEY_VERSION_STRING /* from CMake */
 
 /* Exit statuses of parley (part of its documented interface). */
 enum parley_cli_exit {

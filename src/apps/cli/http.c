@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 struct xfer {
   const struct parley_cli_http_req *req;
   struct parley_cli_http_resp *resp;
@@ -13,8 +15,11 @@ struct xfer {
 };
 
 int parley_cli_http_global_init(void) {
-  return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? PARLEY_OK
-                                                           : PARLEY_ENOMEM;
+  /* curl allocates through Parley's allocator too. */
+  CURLcode cc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, parley_malloc,
+                                     parley_free, parley_realloc,
+                                     parley_strdup, parley_calloc);
+  return cc == CURLE_OK ? PARLEY_OK : PARLEY_ENOMEM;
 }
 
 void parley_cli_http_global_close(void) { curl_global_cleanup(); }
@@ -149,10 +154,12 @@ int parley_cli_http_do(const struct parley_cli_api *api,
   x.h = h;
   rc = setup(h, api, req, &x, &hdrs, url, sizeof url);
   if (rc == PARLEY_OK) {
-    if (req->stop != NULL && *req->stop)
-      cc = CURLE_ABORTED_BY_CALLBACK, x.rc = PARLEY_ECANCELED;
-    else
+    if (req->stop != NULL && *req->stop) {
+      cc = CURLE_ABORTED_BY_CALLBACK;
+      x.rc = PARLEY_ECANCELED;
+    } else {
       cc = curl_easy_perform(h);
+    }
     resp->curl_rc = (int)cc;
     if (resp->status == 0)
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);

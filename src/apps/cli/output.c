@@ -228,12 +228,14 @@ int parley_cli_print_status(FILE *f, const json_t *st) {
   const json_t *v;
   int rc = PARLEY_OK;
 
+  /* The foreach macro walks on from key: the printed name is separate. */
   json_object_foreach((json_t *)st, key, v) {
     struct parley_buf val, line;
+    const char *name = key;
     parley_buf_init(&val, PARLEY_CLI_OUT_LINE_MAX);
     parley_buf_init(&line, PARLEY_CLI_OUT_LINE_MAX);
     if (strcmp(key, "uptime_ms") == 0 && json_is_integer(v)) {
-      key = "uptime";
+      name = "uptime";
       rc = uptime_text(&val, json_integer_value(v));
     } else if (strcmp(key, "index") == 0 && json_is_object(v) &&
                json_object_get(v, "addr") != NULL) {
@@ -247,7 +249,7 @@ int parley_cli_print_status(FILE *f, const json_t *st) {
       rc = parley_cli_value_text(&val, v);
     }
     if (rc == PARLEY_OK)
-      rc = escape_str(&line, key);
+      rc = escape_str(&line, name);
     if (rc == PARLEY_OK)
       rc = parley_buf_append(&line, ": ", 2);
     if (rc == PARLEY_OK)
