@@ -79,7 +79,8 @@ struct parley_http {
   const struct parley_log *log;
   struct MHD_Daemon *daemon;
   uv_poll_t poll;   /* MHD's epoll fd */
-  uv_timer_t timer; /* MHD_get_timeout, and "run soon" */
+  uv_timer_t timer; /* MHD_get_timeout when it is > 0 */
+  uv_idle_t soon;   /* "run again now", without starving the loop */
   int open_handles; /* closed ones left to report; free at 0 */
   size_t max_body, max_stream_buffer;
   parley_http_handler handler;
@@ -99,20 +100,36 @@ struct parley_http {
 /* ------------------------------------------------------------------ */
 
 static void on_timer(uv_timer_t *t);
+static void on_soon(uv_idle_t *i);
 static void do_free(struct parley_http *h);
 
-/* Re-arms the timer from MHD_get_timeout.  Must follow every MHD_run. */
+/* Schedules the next MHD_run from MHD_get_timeout.  Must follow every
+ * MHD_run.  "Now" goes through the idle handle, not a 0 ms timer: libuv
+ * 1.44 runs a timer restarted at 0 ms again within the same timer pass,
+ * so a daemon that keeps answering 0 would spin there without ever
+ * polling I/O or letting other timers fire.  An idle handle runs once per
+ * loop iteration, after a non-blocking poll. */
 static void arm_timer(struct parley_http *h) {
   MHD_UNSIGNED_LONG_LONG ms;
+  int have = 0;
 
   if (h->closing)
     return;
   if (h->rerun) {
     h->rerun = 0;
-    uv_timer_start(&h->timer, on_timer, 0, 0);
-  } else if (MHD_get_timeout(h->daemon, &ms) == MHD_YES) {
+    have = 1;
+    ms = 0;
+  } else {
+    have = MHD_get_timeout(h->daemon, &ms) == MHD_YES;
+  }
+  if (have && ms == 0) {
+    uv_timer_stop(&h->timer);
+    uv_idle_start(&h->soon, on_soon);
+  } else if (have) {
+    uv_idle_stop(&h->soon);
     uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
   } else {
+    uv_idle_stop(&h->soon);
     uv_timer_stop(&h->timer);
   }
 }
@@ -139,11 +156,16 @@ static void kick(struct parley_http *h) {
   if (h->in_run)
     h->rerun = 1; /* arm_timer after MHD_run picks it up */
   else
-    uv_timer_start(&h->timer, on_timer, 0, 0);
+    uv_idle_start(&h->soon, on_soon);
 }
 
 static void on_timer(uv_timer_t *t) {
   run((struct parley_http *)t->data);
+}
+
+static void on_soon(uv_idle_t *i) {
+  uv_idle_stop(i);
+  run((struct parley_http *)i->data);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events) {
@@ -799,7 +821,9 @@ int parley_http_new(const struct parley_http_config *cfg,
   h->poll.data = h;
   uv_timer_init(h->loop, &h->timer);
   h->timer.data = h;
-  h->open_handles = 2;
+  uv_idle_init(h->loop, &h->soon);
+  h->soon.data = h;
+  h->open_handles = 3;
   rc = uv_poll_start(&h->poll, UV_READABLE, on_poll);
   if (rc < 0) {
     PARLEY_LOG(h->log, PARLEY_LOG_ERROR, "http: poll start: %s",
@@ -818,6 +842,7 @@ static void do_free(struct parley_http *h) {
 
   h->closing = 1;
   uv_timer_stop(&h->timer);
+  uv_idle_stop(&h->soon);
   uv_poll_stop(&h->poll);
   /* MHD_stop_daemon aborts the process if it meets a connection that is
    * still suspended, so wake them all.  A resume only raises a flag until
@@ -839,6 +864,7 @@ static void do_free(struct parley_http *h) {
     req_finish(h->reqs);
   uv_close((uv_handle_t *)&h->poll, on_handle_closed);
   uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&h->soon, on_handle_closed);
 }
 
 void parley_http_free(struct parley_http *h) {

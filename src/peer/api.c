@@ -261,6 +261,7 @@ static void api_stream(struct parley_node *n, struct parley_http_req *r) {
       parley_free(s->topics[i]);
     parley_free(s->topics);
     parley_free(s);
+    parley__api_error(r, 500, PARLEY_ENOMEM, "cannot start the stream");
     return;
   }
   s->next = n->streamers;

@@ -24,6 +24,9 @@ BIN = os.environ.get("PARLEY_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
 SLOW = 3.0 if os.environ.get("PARLEY_SANITIZED") else 1.0
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
 _procs = []
 _dirs = []
 
@@ -92,10 +95,25 @@ class Proc:
             self.p.send_signal(sig)
         rc = self.p.wait(15 * SLOW)
         self.log.close()
+        if sig == signal.SIGKILL:
+            self.check_log()
         return rc
 
     def stop(self):
-        return self.kill(signal.SIGTERM)
+        """SIGTERM; the daemon must exit 0 with no sanitizer report."""
+        rc = self.kill(signal.SIGTERM)
+        self.check_log()
+        if rc != 0:
+            raise AssertionError("%s exited %s on SIGTERM:\n%s" % (
+                self.name, rc, self.logtext()[-3000:]))
+        return rc
+
+    def check_log(self):
+        text = self.logtext()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                raise AssertionError("%s: sanitizer report in its log:\n%s"
+                                     % (self.name, text[text.index(mark) - 200:][:4000]))
 
     def alive(self):
         return self.p.poll() is None
