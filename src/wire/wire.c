@@ -317,7 +317,11 @@ static int decode_payload(struct rd *r, struct parley_frame *f) {
     bad |= rd_u16(r, &f->u.ack.status);
     break;
   default:
-    return PARLEY_EUNKNOWNTYPE;
+    if (!parley_frame_is_opaque(f->type))
+      return PARLEY_EUNKNOWNTYPE;
+    f->u.opaque.len = r->left;
+    bad |= rd_bytes(r, r->left, &f->u.opaque.data);
+    break;
   }
   /* A failed field read leaves the cursor in place, so later reads in the
    * same case may "succeed" on the wrong bytes; `bad` remembers any
@@ -645,7 +649,12 @@ static int emit(struct wr *w, const struct parley_frame *f) {
     wr_u16(w, f->u.ack.status);
     break;
   default:
-    return PARLEY_EINVAL;
+    if (!parley_frame_is_opaque(f->type))
+      return PARLEY_EINVAL;
+    if (f->u.opaque.len > 0 && f->u.opaque.data == NULL)
+      return PARLEY_EINVAL;
+    wr_bytes(w, f->u.opaque.data, f->u.opaque.len);
+    break;
   }
   if (rc < 0)
     return rc;
@@ -801,6 +810,18 @@ const char *parley_frame_type_name(uint8_t type) {
   case PARLEY_FRAME_TOPICS: return "TOPICS";
   case PARLEY_FRAME_MSG: return "MSG";
   case PARLEY_FRAME_ACK: return "ACK";
+  case PARLEY_FRAME_RAFT_OPEN: return "RAFT_OPEN";
+  case PARLEY_FRAME_RAFT_DATA: return "RAFT_DATA";
+  case PARLEY_FRAME_CHAIN_SIG: return "CHAIN_SIG";
+  case PARLEY_FRAME_SYNC_QUERY: return "SYNC_QUERY";
+  case PARLEY_FRAME_SYNC_SUMMARY: return "SYNC_SUMMARY";
+  case PARLEY_FRAME_SYNC_FETCH: return "SYNC_FETCH";
+  case PARLEY_FRAME_SYNC_BATCH: return "SYNC_BATCH";
   default: return "UNKNOWN";
   }
+}
+
+int parley_frame_is_opaque(uint8_t type) {
+  return type == PARLEY_FRAME_RAFT_OPEN || type == PARLEY_FRAME_RAFT_DATA ||
+         (type >= PARLEY_FRAME_CHAIN_SIG && type <= PARLEY_FRAME_SYNC_BATCH);
 }

@@ -75,7 +75,19 @@ enum parley_frame_type {
   PARLEY_FRAME_TOPICS = 0x1d,
   PARLEY_FRAME_MSG = 0x20,
   PARLEY_FRAME_ACK = 0x21,
+  /* Opaque frames: the payload is the rest of the frame, decoded by a
+   * sub-codec of its own (raft_wire.h, sync_wire.h). */
+  PARLEY_FRAME_RAFT_OPEN = 0x30, /* index <-> index: who I am in the cluster */
+  PARLEY_FRAME_RAFT_DATA = 0x31, /* index <-> index: libraft stream bytes */
+  PARLEY_FRAME_CHAIN_SIG = 0x40, /* publisher's signed hash-chain checkpoint */
+  PARLEY_FRAME_SYNC_QUERY = 0x41,   /* anti-entropy: what do you have? */
+  PARLEY_FRAME_SYNC_SUMMARY = 0x42, /* anti-entropy: this much */
+  PARLEY_FRAME_SYNC_FETCH = 0x43,   /* anti-entropy: send me this range */
+  PARLEY_FRAME_SYNC_BATCH = 0x44,   /* anti-entropy: relayed messages */
 };
+
+/* 1 if frames of this type carry an opaque payload (u.opaque). */
+int parley_frame_is_opaque(uint8_t type);
 
 /* A borrowed byte string (not NUL-terminated). */
 struct parley_str {
@@ -186,6 +198,11 @@ struct parley_frame {
       const uint8_t *body;
       uint32_t body_len;
     } msg;
+    /* RAFT_*, CHAIN_SIG, SYNC_*: the payload bytes, for a sub-codec. */
+    struct {
+      const uint8_t *data;
+      size_t len;
+    } opaque;
     /* ACK: key publisher, str8 channel, u64 seq, u16 status (0 = stored,
      * else minus a parley_err) */
     struct {
