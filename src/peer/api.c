@@ -382,6 +382,30 @@ static json_t *id_array(struct ackwait *w, int which) {
   return a;
 }
 
+/* Per-subscriber outcome of a synchronous publish. */
+static json_t *sync_results(struct ackwait *w) {
+  json_t *a = json_array();
+  char id[PARLEY_ID_TEXT_LEN + 1];
+  for (uint32_t i = 0; i < w->nsubs; i++) {
+    json_t *o = json_object();
+    parley_id_encode(w->subs[i], id);
+    json_object_set_new(o, "id", json_string(id));
+    if (!w->acked[i]) {
+      json_object_set_new(o, "status", json_string("timeout"));
+    } else if (w->refused[i]) {
+      json_object_set_new(o, "status", json_string("refused"));
+      json_object_set_new(o, "error",
+                          json_string(parley_strerror(-(int)w->status[i])));
+      json_object_set_new(o, "latency_ms", json_integer(w->lat_ms[i]));
+    } else {
+      json_object_set_new(o, "status", json_string("stored"));
+      json_object_set_new(o, "latency_ms", json_integer(w->lat_ms[i]));
+    }
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
 void parley__api_publish_result(struct parley_node *n, struct ackwait *w,
                                 int timed_out) {
   json_t *o = json_object();
@@ -398,8 +422,13 @@ void parley__api_publish_result(struct parley_node *n, struct ackwait *w,
     status = all ? (w->refused[0] ? 502 : 200) : 504;
   } else {
     json_object_set_new(o, "topic", json_string(w->channel));
-    json_object_set_new(o, "mode", json_string(w->ack_mode ? "ack" : "async"));
+    json_object_set_new(o, "mode",
+                        json_string(w->ack_mode == MODE_SYNC  ? "sync"
+                                    : w->ack_mode == MODE_ACK ? "ack"
+                                                              : "async"));
     json_object_set_new(o, "subscribers", id_array(w, 0));
+    if (w->ack_mode == MODE_SYNC)
+      json_object_set_new(o, "results", sync_results(w));
     if (w->ack_mode) {
       json_object_set_new(o, "acked", id_array(w, 1));
       json_object_set_new(o, "pending", id_array(w, 2));
@@ -450,11 +479,13 @@ static void api_publish(struct parley_node *n, struct parley_http_req *r) {
   if (mode != NULL) {
     const char *ms = json_is_string(mode) ? json_string_value(mode) : "";
     if (strcmp(ms, "ack") == 0)
-      ack_mode = 1;
+      ack_mode = MODE_ACK;
+    else if (strcmp(ms, "sync") == 0)
+      ack_mode = MODE_SYNC;
     else if (strcmp(ms, "async") != 0) {
       json_decref(o);
       parley__api_error(r, 400, PARLEY_EINVAL,
-                        "mode must be \"async\" or \"ack\"");
+                        "mode must be \"async\", \"ack\" or \"sync\"");
       return;
     }
   }

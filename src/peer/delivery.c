@@ -190,6 +190,8 @@ static void ackwait_free(struct ackwait *w) {
   parley_free(w->subs);
   parley_free(w->acked);
   parley_free(w->refused);
+  parley_free(w->status);
+  parley_free(w->lat_ms);
   parley_free(w);
 }
 
@@ -238,7 +240,9 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   w->subs = parley_calloc(nrcpt ? nrcpt : 1, 32);
   w->acked = parley_calloc(nrcpt ? nrcpt : 1, 1);
   w->refused = parley_calloc(nrcpt ? nrcpt : 1, 1);
-  if (!w->subs || !w->acked || !w->refused) {
+  w->status = parley_calloc(nrcpt ? nrcpt : 1, sizeof *w->status);
+  w->lat_ms = parley_calloc(nrcpt ? nrcpt : 1, sizeof *w->lat_ms);
+  if (!w->subs || !w->acked || !w->refused || !w->status || !w->lat_ms) {
     ackwait_free(w);
     return PARLEY_ENOMEM;
   }
@@ -620,10 +624,10 @@ static void on_ack(struct parley_node *n, struct plink *pl,
         continue;
       w->acked[i] = 1;
       w->refused[i] = f->u.ack.status != 0;
+      w->status[i] = f->u.ack.status;
+      w->lat_ms[i] = (uint32_t)(parley_mono_ms() - w->started_ms);
       w->nacked++;
-      parley_histogram_observe(
-          &n->m.ack_latency,
-          (double)(parley_mono_ms() - w->started_ms) / 1000.0);
+      parley_histogram_observe(&n->m.ack_latency, (double)w->lat_ms[i] / 1000.0);
     }
     if (w->nacked == w->nsubs) {
       ackwait_unlink(n, w);

@@ -273,6 +273,8 @@ static void on_registered(struct parley_node *n, struct icreq *q, int rc,
   uint64_t hb;
 
   if (rc < 0 || f == NULL || f->type != PARLEY_FRAME_OK) {
+    if (rc == PARLEY_ENOTLEADER)
+      return; /* ic_frame moves us to the leader */
     if (rc != PARLEY_EUNAVAIL && n->ilink) {
       PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "index refused registration: %s",
                  parley_strerror(rc < 0 ? rc : PARLEY_EPROTO));
@@ -354,11 +356,42 @@ static void ic_open(struct parley_link *l) {
   send_register(n);
 }
 
+/* Remembers where an ENOTLEADER answer points: the leader's peer address,
+ * added to the list of index nodes if it is not there yet, or nothing (no
+ * leader known: try the next node after a short pause). */
+static void note_redirect(struct parley_node *n, const struct parley_str *to) {
+  char addr[PARLEY_MAX_ADDR + 1], host[PARLEY_MAX_ADDR + 1];
+  uint16_t port;
+
+  n->redirect = -1;
+  if (to->len == 0 || to->len > PARLEY_MAX_ADDR)
+    return;
+  memcpy(addr, to->ptr, to->len);
+  addr[to->len] = '\0';
+  if (parley_parse_hostport(addr, host, sizeof host, &port) < 0 || port == 0)
+    return;
+  for (size_t i = 0; i < n->cfg.nindex; i++) {
+    if (strcmp(n->cfg.index[i], addr) == 0) {
+      n->redirect = (int)i;
+      return;
+    }
+  }
+  if (n->cfg.nindex < PARLEY_NODE_MAX_INDEX) {
+    char *copy = parley_strdup(addr);
+    if (copy == NULL)
+      return;
+    n->index_addr[n->cfg.nindex] = copy;
+    n->cfg.index[n->cfg.nindex] = copy;
+    n->redirect = (int)n->cfg.nindex++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "learned index leader %s", addr);
+  }
+}
+
 static void ic_frame(struct parley_link *l, const struct parley_frame *f) {
   struct parley_node *n = parley_link_data(l);
   struct icreq **pp, *q;
   uint32_t req;
-  int rc = PARLEY_OK;
+  int rc = PARLEY_OK, found = 0;
 
   if (n == NULL)
     return;
@@ -376,6 +409,8 @@ static void ic_frame(struct parley_link *l, const struct parley_frame *f) {
     req = f->u.error.req;
     rc = -(int)f->u.error.code;
     n->m.index_errors++;
+    if (rc == PARLEY_ENOTLEADER)
+      note_redirect(n, &f->u.error.text);
     break;
   case PARLEY_FRAME_SUBSCRIBERS:
     req = f->u.subscribers.req;
@@ -396,9 +431,15 @@ static void ic_frame(struct parley_link *l, const struct parley_frame *f) {
       if (q->cb)
         q->cb(n, q, rc, rc < 0 ? NULL : f);
       parley_free(q);
-      return;
+      found = 1;
+      break;
     }
   }
+  /* This node does not take writes: move to the leader it named. */
+  if (rc == PARLEY_ENOTLEADER && n->ilink)
+    parley_link_close(n->ilink, PARLEY_ENOTLEADER);
+  if (found || rc == PARLEY_ENOTLEADER)
+    return;
   if (rc < 0)
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "index error: %.*s",
                (int)f->u.error.text.len, f->u.error.text.ptr);
@@ -435,6 +476,19 @@ static void ic_close(struct parley_link *l, int reason) {
     PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "index %s unreachable: %s",
                n->cfg.index[n->icur % n->cfg.nindex], parley_strerror(reason));
   }
+  if (reason == PARLEY_ENOTLEADER) {
+    /* Redirected: straight to the leader if it was named, else onwards
+     * after a short pause (an election may be under way). */
+    if (n->redirect >= 0) {
+      n->icur = (size_t)n->redirect;
+      n->redirect = -1;
+      uv_timer_start(&n->redial_timer, redial_cb, 0, 0);
+    } else {
+      n->icur = (n->icur + 1) % n->cfg.nindex;
+      uv_timer_start(&n->redial_timer, redial_cb, REDIAL_MIN_MS, 0);
+    }
+    return;
+  }
   n->ifailures++;
   n->icur = (n->icur + 1) % n->cfg.nindex;
   /* The first retry after losing a working index is immediate. */
@@ -447,6 +501,7 @@ static void ic_close(struct parley_link *l, int reason) {
 }
 
 void parley__ic_start(struct parley_node *n) {
+  n->redirect = -1;
   n->index_cbs.on_open = ic_open;
   n->index_cbs.on_frame = ic_frame;
   n->index_cbs.on_close = ic_close;

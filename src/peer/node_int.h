@@ -103,7 +103,12 @@ struct ackwait {
   uint64_t deadline_ms;    /* monotonic */
   uint64_t started_ms;     /* monotonic, for the ack latency */
   uint8_t *refused;        /* per subscriber: 1 if it answered with an error */
+  uint16_t *status;        /* per subscriber: the ACK's status (-code) */
+  uint32_t *lat_ms;        /* per subscriber: publish -> ack */
 };
+
+/* Delivery modes (API "mode"). */
+enum { MODE_ASYNC = 0, MODE_ACK = 1, MODE_SYNC = 2 };
 
 /* A publish that waits for the topic's first subscriber list. */
 struct waiting_pub {
@@ -170,6 +175,7 @@ struct parley_node {
   struct parley_link *ilink;
   size_t icur;                        /* index of the node we use */
   int iopen, registered;
+  int redirect;                       /* index slot to dial next, or -1 */
   uint32_t next_req;
   uint64_t lease_ms;
   struct icreq *icreqs;

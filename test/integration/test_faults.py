@@ -52,16 +52,24 @@ class Faults(unittest.TestCase):
             ids.append(out.strip() or None)
         st = json.loads(pub.ok("status", "--json"))
         self.assertGreaterEqual(st["outbox"], 20)
+        # --sync reports per subscriber: other stored it, sub timed out.
+        rc, out, err = pub.cli("publish", "--sync", "--timeout", "1", "t",
+                               "while-down-sync")
+        self.assertEqual(rc, 4, err)
+        res = dict(l.split(None, 1) for l in out.strip().splitlines()[1:])
+        self.assertTrue(res[other.id].startswith("stored"))
+        self.assertTrue(res[sub.id].startswith("not stored"))
         sub.restart()
-        got = sub.wait_history(21, "t", timeout=30)
+        got = sub.wait_history(22, "t", timeout=30)
         bodies = [x["body"] for x in got]
         self.assertEqual(bodies, ["before"] + ["while-down-%d" % i
-                                               for i in range(20)])
+                                               for i in range(20)]
+                         + ["while-down-sync"])
         self.assertEqual(len(set(x["id"] for x in got)), len(got))
         h.wait_until(lambda: json.loads(pub.ok("status", "--json"))
                      ["outbox"] == 0, what="outbox drained")
         # The other subscriber got everything exactly once too.
-        self.assertEqual(len(other.history("t")), 21)
+        self.assertEqual(len(other.history("t")), 22)
 
     def test_publisher_restarted_with_outbox(self):
         pub, sub = self.peers("pub2", "sub2")

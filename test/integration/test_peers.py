@@ -71,6 +71,26 @@ class Network(unittest.TestCase):
             # Acked means stored: no waiting needed.
             self.assertTrue(any(x["id"] == mid for x in p.history("news")))
 
+    def test_03b_publish_sync(self):
+        rc, out, err = self.a.cli("publish", "--sync", "news", "synchronous")
+        self.assertEqual(rc, 0, err)
+        lines = out.strip().splitlines()
+        mid = lines[0]
+        results = {l.split()[0]: l.split()[1] for l in lines[1:]}
+        self.assertEqual(results, {p.id: "stored"
+                                   for p in (self.b, self.c, self.d)})
+        for p in (self.b, self.c, self.d):
+            self.assertTrue(any(x["id"] == mid for x in p.history("news")))
+        status, text = self.a.api_call("POST", "/v1/publish", {
+            "topic": "news", "body": "sync json", "mode": "sync"})
+        self.assertEqual(status, 200, text)
+        res = json.loads(text)
+        self.assertEqual(res["mode"], "sync")
+        self.assertEqual(sorted(r["id"] for r in res["results"]),
+                         sorted(p.id for p in (self.b, self.c, self.d)))
+        self.assertTrue(all(r["status"] == "stored" and r["latency_ms"] >= 0
+                            for r in res["results"]))
+
     def test_04_publish_no_subscribers_ack(self):
         rc, out, err = self.a.cli("publish", "--ack", "empty-topic", "nobody")
         self.assertEqual(rc, 0, err)

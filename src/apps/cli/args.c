@@ -25,7 +25,8 @@ static const struct parley_cli_flag_def flags[PARLEY_CLI_F_COUNT] = {
     [PARLEY_CLI_F_LINES] = {"lines", NULL,
                             "with TEXT -: one message per stdin line\n"
                             "                     (empty lines are skipped)"},
-    [PARLEY_CLI_F_SYNC] = {"sync", NULL, "reserved; not supported yet"},
+    [PARLEY_CLI_F_SYNC] = {"sync", NULL,
+                           "wait until every subscriber stored it; one result line each"},
     [PARLEY_CLI_F_DIRECT] = {"direct", NULL, "only direct messages"},
     [PARLEY_CLI_F_FROM] = {"from", "PEER_ID", "only messages from this peer"},
     [PARLEY_CLI_F_SINCE] = {"since", "T",

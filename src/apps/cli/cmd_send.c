@@ -19,7 +19,8 @@ struct sender {
   struct parley_cli_ctx *ctx;
   const char *topic; /* publish: the topic; send: NULL */
   const char *peer;  /* send: the recipient (canonical text) */
-  int ack;           /* publish: mode "ack" */
+  int ack;           /* publish: mode "ack" (or "sync") */
+  int sync;          /* publish: mode "sync" */
   uint64_t timeout_s;
   int rc; /* exit status of a failed line (--lines) */
 };
@@ -46,7 +47,9 @@ static json_t *request_body(const struct sender *s, const void *p, size_t n) {
     bad = parley_cli_body_set(o, p, n) < 0;
   if (!bad && s->topic != NULL)
     bad = json_object_set_new(o, "mode",
-                              json_string(s->ack ? "ack" : "async")) < 0;
+                              json_string(s->sync  ? "sync"
+                                          : s->ack ? "ack"
+                                                   : "async")) < 0;
   if (!bad && (s->ack || s->peer != NULL))
     bad = json_object_set_new(o, "timeout_ms",
                               json_integer((json_int_t)s->timeout_s * 1000)) <
@@ -88,11 +91,54 @@ static int report_pending(const struct sender *s, const json_t *res) {
   return PARLEY_CLI_EXIT_TIMEOUT;
 }
 
+/* publish --sync: one line per subscriber on stdout, "ID status detail".
+ * Exit 0 if every subscriber stored it, 4 if some did not answer in time
+ * (they stay queued), 1 if some refused it. */
+static int report_sync(const struct sender *s, const json_t *res,
+                       unsigned status) {
+  const json_t *results = json_object_get(res, "results"), *e;
+  size_t i;
+
+  if (print_id(res) < 0 || !json_is_array(results))
+    return parley_cli_fail(PARLEY_CLI_EXIT_DAEMON,
+                           "malformed answer from the daemon");
+  json_array_foreach(results, i, e) {
+    const char *id = json_string_value(json_object_get(e, "id"));
+    const char *st = json_string_value(json_object_get(e, "status"));
+    const char *err = json_string_value(json_object_get(e, "error"));
+    json_int_t lat = json_integer_value(json_object_get(e, "latency_ms"));
+    if (id == NULL || st == NULL)
+      continue;
+    if (strcmp(st, "stored") == 0)
+      printf("%s stored %lld ms\n", id, (long long)lat);
+    else if (strcmp(st, "refused") == 0)
+      printf("%s refused: %s\n", id, err ? err : "?");
+    else
+      printf("%s not stored within %llu s (queued)\n", id,
+             (unsigned long long)s->timeout_s);
+  }
+  fflush(stdout);
+  if (status == 200)
+    return PARLEY_CLI_EXIT_OK;
+  if (status == 504)
+    return parley_cli_fail(PARLEY_CLI_EXIT_TIMEOUT,
+                           "not every subscriber stored it within %llu s",
+                           (unsigned long long)s->timeout_s);
+  return parley_cli_fail(PARLEY_CLI_EXIT_DAEMON,
+                         "some subscribers refused the message");
+}
+
 static int outcome(const struct sender *s,
                    const struct parley_cli_http_resp *resp) {
   json_t *res = parley_cli_resp_json(resp);
   int rc;
 
+  if (s->sync && res != NULL &&
+      json_is_array(json_object_get(res, "results"))) {
+    rc = report_sync(s, res, resp->status);
+    json_decref(res);
+    return rc;
+  }
   if (resp->status >= 200 && resp->status < 300) {
     int prc = print_id(res);
     rc = prc == PARLEY_OK ? PARLEY_CLI_EXIT_OK
@@ -214,11 +260,11 @@ int parley_cli_cmd_publish(struct parley_cli_ctx *ctx) {
   memset(&s, 0, sizeof s);
   s.ctx = ctx;
   s.topic = a->pos[0];
-  s.ack = a->set[PARLEY_CLI_F_ACK];
-  if (a->set[PARLEY_CLI_F_SYNC])
+  s.sync = a->set[PARLEY_CLI_F_SYNC];
+  s.ack = a->set[PARLEY_CLI_F_ACK] || s.sync;
+  if (a->set[PARLEY_CLI_F_SYNC] && a->set[PARLEY_CLI_F_ACK])
     return parley_cli_fail(PARLEY_CLI_EXIT_USAGE,
-                           "--sync is not supported yet (reserved for a "
-                           "later version; use --ack)");
+                           "--sync and --ack are different modes; pick one");
   rc = parley_cli_check_topic(s.topic);
   if (rc != PARLEY_CLI_EXIT_OK)
     return rc;
