@@ -636,10 +636,29 @@ class TestPublish(CliTest):
         self.usage_error("parley: --lines needs TEXT - (stdin)",
                          "publish", "--lines", "news", "text")
 
-    def test_sync_rejected(self):
-        self.usage_error("parley: --sync is not supported yet (reserved for "
-                         "a later version; use --ack)",
-                         "publish", "--sync", "news", "hi")
+    def test_sync(self):
+        def handle(h, rec):
+            obj = {"id": MSG_ID, "topic": "news", "seq": 7, "mode": "sync",
+                   "subscribers": [PEER_A, PEER_B],
+                   "results": [{"id": PEER_A, "status": "stored",
+                                "latency_ms": 3},
+                               {"id": PEER_B, "status": "timeout"}]}
+            h.reply(504, "application/json", compact(obj).encode())
+        self.mock.route("POST", "/v1/publish", handle)
+        rc, out, err = self.run_cli("publish", "--sync", "--timeout", "2",
+                                    "news", "hi")
+        self.assertEqual(rc, 4)
+        self.assertEqual(out, "%s\n%s stored 3 ms\n%s not stored within 2 s "
+                         "(queued)\n" % (MSG_ID, PEER_A, PEER_B))
+        self.assertEqual(err, "parley: not every subscriber stored it "
+                         "within 2 s\n")
+        self.one_request(
+            "POST", "/v1/publish",
+            '{"topic":"news","body":"hi","mode":"sync","timeout_ms":2000}')
+
+    def test_sync_and_ack_exclusive(self):
+        self.usage_error("parley: --sync and --ack are different modes; "
+                         "pick one", "publish", "--sync", "--ack", "news", "hi")
 
     def test_bad_timeout(self):
         for v in ("abc", "0", "-1", "86401", "1.5", ""):
