@@ -65,17 +65,20 @@ def wait_until(fn, timeout=10.0, interval=0.05, what="condition"):
 
 
 class Proc:
-    """A running daemon with its first stdout line parsed into fields."""
+    """A running daemon with its first stdout line parsed into fields.
+    prefix (e.g. Netlab.prefix(i)) runs it inside a network namespace."""
 
-    def __init__(self, argv, name):
+    def __init__(self, argv, name, prefix=()):
         self.argv = argv
         self.name = name
+        self.prefix = list(prefix)
         self.log_path = os.path.join(tmpdir("parley-log-"), name + ".log")
         self.start()
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(self.prefix + self.argv,
+                                  stdout=subprocess.PIPE,
                                   stderr=self.log, stdin=subprocess.DEVNULL)
         _procs.append(self.p)
         line = self.p.stdout.readline().decode()
@@ -146,13 +149,13 @@ class Index(Proc):
 
 
 class Peer(Proc):
-    def __init__(self, index_addr, name, data=None, extra=()):
+    def __init__(self, index_addr, name, data=None, extra=(), prefix=()):
         self.data = data or tmpdir("parley-peer-%s-" % name)
         self.index_addr = index_addr
         self.extra = list(extra)
         argv = [os.path.join(BIN, "parleyd"), "--data", self.data, "--index",
                 index_addr, "--name", name] + self.extra
-        super().__init__(argv, name)
+        super().__init__(argv, name, prefix)
         self.id = self.fields["id"]
         self.api = self.fields["api"]
         self.addr = self.fields["listen"]
@@ -165,7 +168,8 @@ class Peer(Proc):
 
     def cli(self, *args, stdin=None, timeout=60):
         """Runs `parley --data DIR args...`; returns (rc, stdout, stderr)."""
-        r = subprocess.run([os.path.join(BIN, "parley"), "--data", self.data]
+        r = subprocess.run(self.prefix + [os.path.join(BIN, "parley"),
+                                          "--data", self.data]
                            + [str(a) for a in args], input=stdin,
                            capture_output=True, timeout=timeout * SLOW)
         return r.returncode, r.stdout.decode(), r.stderr.decode()
