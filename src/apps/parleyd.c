@@ -137,18 +137,21 @@ int main(int argc, char **argv) {
         port == 0) {
       fprintf(stderr, "parleyd: --index: '%s' is not HOST:PORT (at most %d)\n",
               tok, PARLEY_NODE_MAX_INDEX);
+      free(indexes);
       return 2;
     }
     cfg.index[cfg.nindex++] = tok;
   }
   if (cfg.nindex == 0) {
     fprintf(stderr, "parleyd: --index needs at least one HOST:PORT\n");
+    free(indexes);
     return 2;
   }
 
   rc = parley_node_new(&cfg, &node);
   if (rc < 0) {
     fprintf(stderr, "parleyd: cannot start: %s\n", parley_strerror(rc));
+    free(indexes);
     return 1;
   }
   printf("parleyd id=%s listen=%s api=%s\n", parley_node_id(node),

@@ -61,7 +61,8 @@ void *parley_map_get(const struct parley_map *m, const void *key,
 
 static int grow(struct parley_map *m) {
   size_t n = m->nslots ? m->nslots * 2 : 16;
-  struct parley_map_entry **slots = parley_calloc(n, sizeof *slots);
+  struct parley_map_entry **slots =
+      parley_calloc(n, sizeof(struct parley_map_entry *));
   if (slots == NULL)
     return PARLEY_ENOMEM;
   for (size_t i = 0; i < m->nslots; i++) {

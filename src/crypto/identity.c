@@ -82,7 +82,7 @@ static int load_fd(int fd, struct parley_identity *id) {
     return PARLEY_EAUTH;
 
   /* One byte more than the longest valid file, to detect trailing data. */
-  char text[SEED_HEX_LEN + 2];
+  char text[SEED_HEX_LEN + 2] = {0};
   size_t got = 0;
   while (got < sizeof text) {
     ssize_t r = read(fd, text + got, sizeof text - got);
@@ -159,7 +159,7 @@ static int create_file(const char *path, struct parley_identity *id) {
   memcpy(tmp + plen, ".tmp", sizeof(".tmp"));
 
   uint8_t seed[SEED_LEN];
-  char text[SEED_HEX_LEN + 2];
+  char text[SEED_HEX_LEN + 2] = {0};
   int rc, fd = -1;
 
   randombytes_buf(seed, sizeof seed);
@@ -179,7 +179,7 @@ static int create_file(const char *path, struct parley_identity *id) {
     rc = PARLEY_EIO;
     goto out;
   }
-  if ((rc = write_all(fd, text, SEED_HEX_LEN + 1)) < 0 || fsync(fd) != 0) {
+  if (write_all(fd, text, SEED_HEX_LEN + 1) < 0 || fsync(fd) != 0) {
     rc = PARLEY_EIO;
     goto out_unlink;
   }
