@@ -1,22 +1,46 @@
 /*
- * parley-index — the Parley index service (single node).  Parses flags into
- * an index configuration and runs the index on a libuv loop until
- * SIGINT/SIGTERM.
+ * parley-index — the Parley index service.  Parses flags into an index
+ * configuration and runs the index on a libuv loop until SIGINT/SIGTERM:
+ * a single node by default, or one member of a replicated cluster with
+ * --cluster (docs/internals/CLUSTER.md).
+ *
+ * `parley-index cluster status|add|remove|keygen ...` is the operator's
+ * client for a running cluster: it talks to any node's HTTP API (libcurl)
+ * and follows one redirect to the leader.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/opts.h"
 #include "core/util.h"
+#include "index/raft_transport.h"
 #include "index/server.h"
+
+#define MAX_MEMBERS 32
+#define ADDR_CAP (PARLEY_MAX_ADDR + 8)
 
 struct flags {
   const char *listen, *http, *data, *name, *log_level;
   uint64_t lease_ms, max_subs, max_frame, max_links;
+  uint64_t id;
+  const char *cluster, *cluster_key;
+  int join;
+  uint64_t election_ms, heartbeat_ms;
+  uint64_t snap_threshold, snap_trailing;
 };
 
 #define F(field) offsetof(struct flags, field)
@@ -27,8 +51,8 @@ static const struct parley_opt options[] = {
      "serve /metrics and /v1 here (no auth yet: keep it on 127.0.0.1)",
      F(http)},
     {"data", PARLEY_OPT_STR, PARLEY_OPT_REQUIRED, 0, 0, NULL, "DIR",
-     "data directory (identity, registry snapshot and log, index.json); "
-     "created if missing",
+     "data directory (identity, registry snapshot and log or raft/, "
+     "index.json); created if missing",
      F(data)},
     {"lease", PARLEY_OPT_DURATION, 0, 100, 86400ull * 1000, "10", "SECONDS",
      "lease a peer gets per REGISTER/HEARTBEAT (a duration: 10, 10s, 500ms)",
@@ -39,10 +63,33 @@ static const struct parley_opt options[] = {
      "debug, info, warn or error", F(log_level)},
     {"max-subs", PARLEY_OPT_U64, 0, 1, 1000000, "1024", "N",
      "subscriptions per peer, and watched topics per link", F(max_subs)},
-    {"max-frame", PARLEY_OPT_U64, 0, 4096, PARLEY_MAX_FRAME, "1052672",
-     "BYTES", "largest frame accepted or sent on a link", F(max_frame)},
+    {"max-frame", PARLEY_OPT_U64, 0, 4096, PARLEY_MAX_FRAME, "1052672", "BYTES",
+     "largest frame accepted or sent on a link", F(max_frame)},
     {"max-links", PARLEY_OPT_U64, 0, 1, 1000000, "1024", "N",
      "most peer links open at once", F(max_links)},
+    {"id", PARLEY_OPT_U64, 0, 1, 1000000000000ull, NULL, "N",
+     "this node's id in the cluster (with --cluster)", F(id)},
+    {"cluster", PARLEY_OPT_STR, 0, 0, 0, NULL, "ID=HOST:PORT,...",
+     "every voter by id and Raft address (members talk there); the same "
+     "list on every node",
+     F(cluster)},
+    {"cluster-key", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",
+     "shared cluster key: 64 hex digits, mode 0600 (required with "
+     "--cluster; `parley-index cluster keygen`)",
+     F(cluster_key)},
+    {"join", PARLEY_OPT_FLAG, 0, 0, 0, NULL, NULL,
+     "a new member: do not bootstrap, wait for `cluster add`", F(join)},
+    {"raft-election", PARLEY_OPT_DURATION, 0, 50, 60000, "200ms", "MS",
+     "Raft election timeout (randomised up to twice this)", F(election_ms)},
+    {"raft-heartbeat", PARLEY_OPT_DURATION, 0, 10, 10000, "40ms", "MS",
+     "Raft heartbeat interval (well below the election timeout)",
+     F(heartbeat_ms)},
+    {"raft-snapshot-threshold", PARLEY_OPT_U64, 0, 2, 10000000, "1024", "N",
+     "take a Raft snapshot every N applied entries (bounds disk and "
+     "start-up time)",
+     F(snap_threshold)},
+    {"raft-snapshot-trailing", PARLEY_OPT_U64, 0, 1, 10000000, "256", "N",
+     "log entries kept behind a snapshot for slow followers", F(snap_trailing)},
 };
 #undef F
 #define NOPTS (sizeof options / sizeof options[0])
@@ -69,8 +116,8 @@ static int parse_level(const char *s) {
 
 /* HOST:PORT into host/port; "localhost" means 127.0.0.1 (the servers take
  * numeric addresses). */
-static int split_addr(const char *flag, const char *s, char *host,
-                      size_t cap, uint16_t *port) {
+static int split_addr(const char *flag, const char *s, char *host, size_t cap,
+                      uint16_t *port) {
   if (parley_parse_hostport(s, host, cap, port) < 0) {
     fprintf(stderr, "parley-index: --%s: '%s' is not HOST:PORT (see --help)\n",
             flag, s);
@@ -81,20 +128,360 @@ static int split_addr(const char *flag, const char *s, char *host,
   return 0;
 }
 
+/* --cluster "1=HOST:PORT,2=HOST:PORT": ids and normalised addresses (every
+ * node must bootstrap byte-identical configurations, so "localhost"
+ * becomes 127.0.0.1 here too).  Duplicates are refused. */
+static int parse_cluster(const char *spec, struct parley_index_member *m,
+                         char (*addrs)[ADDR_CAP], size_t *n) {
+  char item[ADDR_CAP + 24], host[PARLEY_MAX_ADDR + 1];
+  const char *p = spec;
+  uint16_t port;
+
+  *n = 0;
+  while (*p != '\0') {
+    const char *end = strchr(p, ',');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    char *eq;
+    uint64_t id;
+
+    if (len == 0 || len >= sizeof item || *n == MAX_MEMBERS)
+      goto bad;
+    memcpy(item, p, len);
+    item[len] = '\0';
+    eq = strchr(item, '=');
+    if (eq == NULL)
+      goto bad;
+    *eq = '\0';
+    if (parley_parse_u64(item, 1, 1000000000000ull, &id) < 0 ||
+        parley_parse_hostport(eq + 1, host, sizeof host, &port) < 0 ||
+        port == 0)
+      goto bad;
+    if (strcmp(host, "localhost") == 0)
+      snprintf(host, sizeof host, "127.0.0.1");
+    if (parley_format_hostport(addrs[*n], ADDR_CAP, host, port) < 0 ||
+        strlen(addrs[*n]) > PARLEY_MAX_ADDR)
+      goto bad;
+    for (size_t i = 0; i < *n; i++) {
+      if (m[i].id == id || strcmp(m[i].raft_addr, addrs[*n]) == 0) {
+        fprintf(stderr,
+                "parley-index: --cluster: id %llu or address %s "
+                "appears twice\n",
+                (unsigned long long)id, addrs[*n]);
+        return -1;
+      }
+    }
+    m[*n].id = id;
+    m[*n].raft_addr = addrs[*n];
+    (*n)++;
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  if (*n > 0)
+    return 0;
+bad:
+  fprintf(stderr,
+          "parley-index: --cluster: want ID=HOST:PORT,ID=HOST:PORT,... (ids "
+          "1..10^12, at most %d members)\n",
+          MAX_MEMBERS);
+  return -1;
+}
+
+/* ---- `parley-index cluster ...` ---------------------------------------- */
+
+struct http_answer {
+  long status;
+  struct parley_buf body;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  struct http_answer *a = ud;
+  return parley_buf_append(&a->body, p, size * n) < 0 ? 0 : size * n;
+}
+
+/* One request to http://HOSTPORT/PATH.  Returns 0 with a->status set, or
+ * -1 (message printed) when no HTTP answer came. */
+static int http_call(const char *hostport, const char *method, const char *path,
+                     const char *body, long timeout_s, struct http_answer *a) {
+  char url[PARLEY_MAX_ADDR + 64];
+  struct curl_slist *hdrs = NULL;
+  CURLcode cc;
+  CURL *h;
+
+  parley_buf_close(&a->body);
+  parley_buf_init(&a->body, 16 * 1024 * 1024);
+  a->status = 0;
+  snprintf(url, sizeof url, "http://%s%s", hostport, path);
+  h = curl_easy_init();
+  if (h == NULL) {
+    fprintf(stderr, "parley-index cluster: cannot start libcurl\n");
+    return -1;
+  }
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(h, CURLOPT_PROXY, ""); /* never through a proxy */
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "parley-index-cluster");
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+  if (strcmp(method, "POST") == 0) {
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+  }
+  cc = curl_easy_perform(h);
+  if (cc == CURLE_OK)
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  if (cc != CURLE_OK) {
+    fprintf(stderr, "parley-index cluster: %s: %s\n", url,
+            curl_easy_strerror(cc));
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *answer_json(const struct http_answer *a) {
+  json_error_t err;
+  return json_loadb((const char *)a->body.data, a->body.len, 0, &err);
+}
+
+/* Sends the request; on 421 follows the leader_http it names, once. */
+static int call_leader(const char *hostport, const char *method,
+                       const char *path, const char *body, long timeout_s,
+                       struct http_answer *a) {
+  char leader[ADDR_CAP];
+  json_t *o;
+  const char *to = NULL;
+
+  if (http_call(hostport, method, path, body, timeout_s, a) < 0)
+    return -1;
+  if (a->status != 421)
+    return 0;
+  o = answer_json(a);
+  if (o != NULL && json_unpack(o, "{s:s}", "leader_http", &to) == 0 &&
+      strlen(to) < sizeof leader) {
+    snprintf(leader, sizeof leader, "%s", to);
+    json_decref(o);
+    return http_call(leader, method, path, body, timeout_s, a);
+  }
+  json_decref(o);
+  fprintf(stderr,
+          "parley-index cluster: %s is not the leader and knows no "
+          "leader (an election may be under way; retry)\n",
+          hostport);
+  return -1;
+}
+
+static const char *jstr(json_t *o, const char *key) {
+  const char *s = json_string_value(json_object_get(o, key));
+  return s != NULL ? s : "-";
+}
+
+static long long jint(json_t *o, const char *key) {
+  return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void print_status(json_t *o) {
+  json_t *leader = json_object_get(o, "leader"), *members, *m;
+  size_t i;
+
+  if (json_is_object(leader))
+    printf("leader:  %lld (raft %s, peers %s, http %s)\n", jint(leader, "id"),
+           jstr(leader, "raft"), jstr(leader, "listen"), jstr(leader, "http"));
+  else
+    printf("leader:  none known\n");
+  printf("asked:   node %lld (%s), term %lld, commit index %lld, last "
+         "applied %lld\n",
+         jint(o, "id"), jstr(o, "role"), jint(o, "term"),
+         jint(o, "commit_index"), jint(o, "last_applied"));
+  printf("%-6s %-7s %-9s %-5s %-22s %-22s %-22s %s\n", "ID", "ROLE", "STATE",
+         "UP", "RAFT", "LISTEN", "HTTP", "KEY");
+  members = json_object_get(o, "members");
+  json_array_foreach(members, i, m) {
+    long long id = jint(m, "id");
+    printf("%-6lld %-7s %-9s %-5s %-22s %-22s %-22s %s\n", id, jstr(m, "role"),
+           json_is_object(leader) && jint(leader, "id") == id ? "leader"
+                                                              : "follower",
+           json_is_true(json_object_get(m, "reachable")) ? "yes" : "no",
+           jstr(m, "raft"), jstr(m, "listen"), jstr(m, "http"), jstr(m, "key"));
+  }
+}
+
+static int keygen(const char *out) {
+  uint8_t key[PARLEY_CLUSTER_KEY_LEN];
+  char hex[2 * PARLEY_CLUSTER_KEY_LEN + 2];
+  int fd;
+
+  if (sodium_init() < 0) {
+    fprintf(stderr, "parley-index cluster keygen: libsodium failed\n");
+    return 1;
+  }
+  randombytes_buf(key, sizeof key);
+  parley_hex_encode(key, sizeof key, hex);
+  sodium_memzero(key, sizeof key);
+  hex[2 * PARLEY_CLUSTER_KEY_LEN] = '\n';
+  hex[2 * PARLEY_CLUSTER_KEY_LEN + 1] = '\0';
+  if (out == NULL) {
+    fputs(hex, stdout);
+    sodium_memzero(hex, sizeof hex);
+    return fflush(stdout) == 0 ? 0 : 1;
+  }
+  fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 || write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex) ||
+      close(fd) < 0) {
+    fprintf(stderr, "parley-index cluster keygen: %s: %s\n", out,
+            strerror(errno));
+    sodium_memzero(hex, sizeof hex);
+    return 1;
+  }
+  sodium_memzero(hex, sizeof hex);
+  return 0;
+}
+
+static void cluster_usage(FILE *f) {
+  fprintf(f,
+          "usage: parley-index cluster status --http HOST:PORT [--json]\n"
+          "       parley-index cluster add ID RAFT_HOST:PORT --http HOST:PORT\n"
+          "       parley-index cluster remove ID --http HOST:PORT\n"
+          "       parley-index cluster keygen [--out FILE]\n"
+          "Talks to any node's HTTP API; changes are sent on to the leader.\n"
+          "A node to add is started first with --join (see "
+          "docs/internals/CLUSTER.md).\n");
+}
+
+static int cluster_main(int argc, char **argv) {
+  const char *http = NULL, *out = NULL, *pos[3] = {NULL, NULL, NULL};
+  char body[256], path[64];
+  struct http_answer a;
+  int json = 0, npos = 0, rc = 1;
+  uint64_t id;
+  json_t *o;
+
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      cluster_usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      json = 1;
+    } else if ((strcmp(argv[i], "--http") == 0 ||
+                strcmp(argv[i], "--out") == 0) &&
+               i + 1 < argc) {
+      if (argv[i][2] == 'h')
+        http = argv[++i];
+      else
+        out = argv[++i];
+    } else if (strncmp(argv[i], "--", 2) == 0 || npos == 3) {
+      fprintf(stderr, "parley-index cluster: unexpected '%s'\n", argv[i]);
+      cluster_usage(stderr);
+      return 2;
+    } else {
+      pos[npos++] = argv[i];
+    }
+  }
+  if (npos == 1 && strcmp(pos[0], "keygen") == 0)
+    return keygen(out);
+  if (npos == 0 || http == NULL ||
+      !((npos == 1 && strcmp(pos[0], "status") == 0) ||
+        (npos == 3 && strcmp(pos[0], "add") == 0) ||
+        (npos == 2 && strcmp(pos[0], "remove") == 0))) {
+    cluster_usage(stderr);
+    return 2;
+  }
+  if (npos >= 2 && parley_parse_u64(pos[1], 1, 1000000000000ull, &id) < 0) {
+    fprintf(stderr, "parley-index cluster: '%s' is not a node id\n", pos[1]);
+    return 2;
+  }
+  if (npos == 3) {
+    char host[PARLEY_MAX_ADDR + 1];
+    uint16_t port;
+    if (strlen(pos[2]) > PARLEY_MAX_ADDR ||
+        parley_parse_hostport(pos[2], host, sizeof host, &port) < 0 ||
+        port == 0 || strchr(pos[2], '"') != NULL ||
+        strchr(pos[2], '\\') != NULL) {
+      fprintf(stderr, "parley-index cluster: '%s' is not HOST:PORT\n", pos[2]);
+      return 2;
+    }
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "parley-index cluster: cannot start libcurl\n");
+    return 1;
+  }
+  memset(&a, 0, sizeof a);
+  parley_buf_init(&a.body, 16 * 1024 * 1024);
+  if (npos == 1) {
+    if (http_call(http, "GET", "/v1/cluster", NULL, 10, &a) < 0)
+      goto out;
+  } else {
+    if (npos == 3)
+      snprintf(body, sizeof body, "{\"id\":%llu,\"raft\":\"%s\"}",
+               (unsigned long long)id, pos[2]);
+    else
+      snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)id);
+    snprintf(path, sizeof path, "/v1/cluster/%s", pos[0]);
+    /* Adding waits for the new node to catch up: allow a minute. */
+    if (call_leader(http, "POST", path, body, 90, &a) < 0)
+      goto out;
+  }
+  o = answer_json(&a);
+  if (a.status != 200) {
+    fprintf(stderr, "parley-index cluster %s: HTTP %ld: %s\n", pos[0], a.status,
+            o != NULL ? jstr(o, "error") : "(no JSON in the answer)");
+    json_decref(o);
+    goto out;
+  }
+  if (o == NULL) {
+    fprintf(stderr, "parley-index cluster: the answer is not JSON\n");
+    goto out;
+  }
+  if (json) {
+    fwrite(a.body.data, 1, a.body.len, stdout);
+    if (a.body.len == 0 || a.body.data[a.body.len - 1] != '\n')
+      putchar('\n');
+  } else {
+    if (npos > 1)
+      printf("%s %llu: done\n",
+             strcmp(pos[0], "add") == 0 ? "added" : "removed",
+             (unsigned long long)id);
+    print_status(o);
+  }
+  json_decref(o);
+  rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+  parley_buf_close(&a.body);
+  curl_global_cleanup();
+  return rc;
+}
+
+/* ---- the daemon --------------------------------------------------------- */
+
 int main(int argc, char **argv) {
   char err[256], lhost[PARLEY_MAX_ADDR + 1], hhost[PARLEY_MAX_ADDR + 1];
+  static char addrs[MAX_MEMBERS][ADDR_CAP];
+  struct parley_index_member members[MAX_MEMBERS];
+  uint8_t key[PARLEY_CLUSTER_KEY_LEN];
+  const char *raft_addr = NULL;
   struct flags fl;
   struct parley_index_config cfg;
   struct parley_log log;
+  size_t nmembers = 0;
   int rc, level;
 
+  if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
+    return cluster_main(argc - 1, argv + 1);
   memset(&fl, 0, sizeof fl);
   memset(&cfg, 0, sizeof cfg);
   rc = parley_opts_parse(options, NOPTS, argc, argv, &fl, err, sizeof err);
   if (rc == PARLEY_EAGAIN) {
     parley_opts_usage(stdout, "parley-index",
                       "The Parley index: registry of live peers and topic "
-                      "subscriptions.",
+                      "subscriptions.\n"
+                      "Also: parley-index cluster status|add|remove|keygen "
+                      "(see `parley-index cluster --help`).",
                       options, NOPTS);
     return 0;
   }
@@ -121,6 +508,49 @@ int main(int argc, char **argv) {
       return 2;
     cfg.http_host = hhost;
   }
+  if (fl.cluster == NULL && (fl.id != 0 || fl.cluster_key != NULL || fl.join)) {
+    fprintf(stderr, "parley-index: --id, --cluster-key and --join need "
+                    "--cluster\n");
+    return 2;
+  }
+  if (fl.cluster != NULL) {
+    if (fl.id == 0 || fl.cluster_key == NULL) {
+      fprintf(stderr, "parley-index: --cluster needs --id and "
+                      "--cluster-key\n");
+      return 2;
+    }
+    if (parse_cluster(fl.cluster, members, addrs, &nmembers) < 0)
+      return 2;
+    for (size_t i = 0; i < nmembers; i++)
+      if (members[i].id == fl.id)
+        raft_addr = members[i].raft_addr;
+    if (raft_addr == NULL) {
+      fprintf(stderr, "parley-index: --id %llu is not in --cluster\n",
+              (unsigned long long)fl.id);
+      return 2;
+    }
+    if (fl.heartbeat_ms * 2 > fl.election_ms) {
+      fprintf(stderr, "parley-index: --raft-heartbeat must be at most half "
+                      "of --raft-election\n");
+      return 2;
+    }
+    if (sodium_init() < 0 ||
+        parley_cluster_key_load(fl.cluster_key, key, err, sizeof err) < 0) {
+      fprintf(stderr, "parley-index: --cluster-key: %s\n", err);
+      return 2;
+    }
+    cfg.node_id = fl.id;
+    cfg.members = members;
+    cfg.nmembers = nmembers;
+    cfg.join = fl.join;
+    cfg.cluster_key = key;
+    cfg.raft_election_ms = (unsigned)fl.election_ms;
+    cfg.raft_heartbeat_ms = (unsigned)fl.heartbeat_ms;
+    cfg.raft_snapshot_threshold = (unsigned)fl.snap_threshold;
+    cfg.raft_snapshot_trailing = (unsigned)fl.snap_trailing;
+  }
+  /* libraft's TCP transport is not used, but a peer or member vanishing
+   * mid-write must never kill the survivors. */
   signal(SIGPIPE, SIG_IGN);
 
   memset(&log, 0, sizeof log);
@@ -139,6 +569,7 @@ int main(int argc, char **argv) {
   cfg.max_links = (uint32_t)fl.max_links;
 
   rc = parley_index_new(&cfg, &idx);
+  sodium_memzero(key, sizeof key);
   if (rc < 0) {
     fprintf(stderr, "parley-index: cannot start: %s\n", parley_strerror(rc));
     uv_run(cfg.loop, UV_RUN_DEFAULT); /* let closing handles finish */
@@ -151,9 +582,14 @@ int main(int argc, char **argv) {
   uv_signal_init(cfg.loop, &sigterm);
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
-  printf("parley-index listening on %s id=%s http=%s\n",
-         parley_index_listen_addr(idx), parley_index_id(idx),
-         parley_index_http_addr(idx));
+  if (raft_addr != NULL)
+    printf("parley-index listening on %s id=%s http=%s raft=%s node=%llu\n",
+           parley_index_listen_addr(idx), parley_index_id(idx),
+           parley_index_http_addr(idx), raft_addr, (unsigned long long)fl.id);
+  else
+    printf("parley-index listening on %s id=%s http=%s\n",
+           parley_index_listen_addr(idx), parley_index_id(idx),
+           parley_index_http_addr(idx));
   fflush(stdout);
   uv_run(cfg.loop, UV_RUN_DEFAULT);
   rc = uv_loop_close(cfg.loop);

@@ -67,7 +67,7 @@ int64_t parley__index_last_seen(const struct parley_index *idx,
   return l != NULL ? l->last_seen_ms : p->updated_ms;
 }
 
-static void expire_peer(struct parley_index *idx, const uint8_t pk[32]) {
+void parley__index_expire(struct parley_index *idx, const uint8_t pk[32]) {
   struct parley_reg_cmd cmd;
   char id[PARLEY_ID_TEXT_LEN + 1];
   int rc;
@@ -77,6 +77,14 @@ static void expire_peer(struct parley_index *idx, const uint8_t pk[32]) {
   memcpy(cmd.pk, pk, 32);
   cmd.ts_ms = parley_now_ms();
   parley_id_encode(pk, id);
+  if (idx->cons != NULL) {
+    /* Replicated: counted and logged once the entry is applied. */
+    rc = parley__index_propose(idx, NULL, 0, &cmd);
+    if (rc < 0)
+      PARLEY_LOG(idx->log, PARLEY_LOG_WARN, "expire %s: %s", id,
+                 parley_strerror(rc));
+    return;
+  }
   rc = parley__index_submit(idx, &cmd);
   if (rc < 0) {
     PARLEY_LOG(idx->log, PARLEY_LOG_ERROR, "expire %s: %s", id,
@@ -97,17 +105,34 @@ static void on_lease_timer(uv_timer_t *t) {
   if (idx->closing)
     return;
   while (parley_lease_pop_expired(&idx->leases, now, pk) == PARLEY_OK)
-    expire_peer(idx, pk);
+    parley__index_expire(idx, pk);
   rearm_timer(idx);
 }
 
-/* Gives every peer restored from disk one full lease (nobody heard from
- * them while the index was down, so nobody may be expired at once). */
-static int grant_restored(void *ctx, const struct parley_reg_peer *p) {
+/* Gives every registered peer one full lease (nobody heard from them
+ * while the index was down or while another node led, so nobody may be
+ * expired at once).  A peer that already has a lease keeps the later of
+ * the two expiries' worth: it is simply renewed. */
+static int grant_one(void *ctx, const struct parley_reg_peer *p) {
   struct parley_index *idx = ctx;
+  const struct parley_lease *l = parley_lease_get(&idx->leases, p->pk);
   int rc = parley_lease_renew(&idx->leases, p->pk, uv_now(idx->loop),
-                              idx->lease_ms, p->updated_ms);
+                              idx->lease_ms,
+                              l != NULL ? l->last_seen_ms : p->updated_ms);
   return rc < 0 ? rc : 0;
+}
+
+int parley__index_grant_all(struct parley_index *idx) {
+  int rc = parley_registry_foreach_peer(idx->reg, grant_one, idx);
+  rearm_timer(idx);
+  return rc < 0 ? rc : PARLEY_OK;
+}
+
+void parley__index_drop_leases(struct parley_index *idx) {
+  parley_lease_table_close(&idx->leases);
+  parley_lease_table_init(&idx->leases,
+                          idx->topics.seed ^ 0x2545f4914f6cdd1dull);
+  rearm_timer(idx);
 }
 
 /* ---- registry changes ------------------------------------------------- */
@@ -158,6 +183,19 @@ static int peer_up_topic(void *ctx, const char *topic) {
   return 0;
 }
 
+void parley__index_after_apply(struct parley_index *idx) {
+  const struct parley_reg_peer *p;
+
+  if (!idx->peer_up)
+    return;
+  idx->peer_up = 0;
+  p = parley_registry_peer(idx->reg, idx->peer_up_pk);
+  if (p != NULL) {
+    struct peer_up_walk w = {idx, p};
+    (void)parley_registry_foreach_sub_of(idx->reg, p->pk, peer_up_topic, &w);
+  }
+}
+
 int parley__index_submit(struct parley_index *idx,
                          const struct parley_reg_cmd *c) {
   int rc = parley_registry_check(idx->reg, c);
@@ -174,50 +212,51 @@ int parley__index_submit(struct parley_index *idx,
     PARLEY_LOG(idx->log, PARLEY_LOG_ERROR, "regstore append: %s",
                parley_strerror(rc));
     idx->st.sync_failures++;
+    idx->peer_up = 0;
     return PARLEY_ESTORE;
   }
   idx->dirty = 1;
-  if (idx->peer_up) {
-    const struct parley_reg_peer *p =
-        parley_registry_peer(idx->reg, idx->peer_up_pk);
-    idx->peer_up = 0;
-    if (p != NULL) {
-      struct peer_up_walk w = {idx, p};
-      (void)parley_registry_foreach_sub_of(idx->reg, p->pk, peer_up_topic,
-                                           &w);
-    }
-  }
+  parley__index_after_apply(idx);
   return PARLEY_OK;
 }
 
-/* ---- durable replies -------------------------------------------------- */
+/* ---- held replies ----------------------------------------------------- */
 
-int parley__index_hold_reply(struct parley_index *idx, struct ix_conn *c,
-                             uint32_t req, int code, const char *text,
-                             uint64_t value, int durable) {
-  struct ix_reply *r;
-  if (idx->nreplies == idx->areplies) {
-    size_t n = idx->areplies ? idx->areplies * 2 : 64;
-    struct ix_reply *v = parley_realloc(idx->replies, n * sizeof *v);
-    if (v == NULL)
-      return PARLEY_ENOMEM;
-    idx->replies = v;
-    idx->areplies = n;
-  }
-  r = &idx->replies[idx->nreplies++];
+struct ix_reply *parley__index_reply_new(struct parley_index *idx,
+                                         struct ix_conn *c, uint32_t req) {
+  struct ix_reply *r = parley_calloc(1, sizeof *r);
+  if (r == NULL)
+    return NULL;
+  r->idx = idx;
   r->conn = c;
   r->req = req;
-  r->code = code;
-  r->text = text != NULL ? text : parley_strerror(code);
-  r->value = value;
-  r->durable = durable;
-  c->npending++;
-  return PARLEY_OK;
+  return r;
+}
+
+void parley__index_reply_text(struct ix_reply *r, const char *text) {
+  size_t n = text != NULL ? strlen(text) : 0;
+  r->has_text = text != NULL;
+  if (n >= sizeof r->text)
+    n = sizeof r->text - 1;
+  if (n > 0)
+    memcpy(r->text, text, n);
+  r->text[n] = '\0';
+}
+
+void parley__index_reply_queue(struct ix_reply *r) {
+  struct ix_conn *c = r->conn;
+  r->next = NULL;
+  if (c->rq_tail != NULL)
+    c->rq_tail->next = r;
+  else
+    c->rq_head = r;
+  c->rq_tail = r;
+  r->idx->nheld++;
 }
 
 /* Runs once per loop turn just before the links flush: makes this turn's
- * registry changes durable, then releases the replies that vouch for
- * them. */
+ * registry changes durable (single node), then releases the replies that
+ * are ready, in request order per link. */
 static void on_turn_end(void *ctx) {
   struct parley_index *idx = ctx;
   int rc = PARLEY_OK;
@@ -233,25 +272,11 @@ static void on_turn_end(void *ctx) {
                  parley_strerror(rc));
     }
   }
-  for (size_t i = 0; i < idx->nreplies; i++) {
-    struct ix_reply *r = &idx->replies[i];
-    if (r->conn == NULL)
-      continue;
-    r->conn->npending--;
-    if (r->durable && rc < 0)
-      parley__index_send_error(r->conn, r->req, PARLEY_ESTORE,
-                               "index storage failed");
-    else if (r->code == 0)
-      parley__index_send_ok(r->conn, r->req, r->value);
-    else
-      parley__index_send_error(r->conn, r->req, r->code, r->text);
-  }
-  idx->nreplies = 0;
-  if (idx->areplies > 4096) { /* give back a burst's memory */
-    parley_free(idx->replies);
-    idx->replies = NULL;
-    idx->areplies = 0;
-  }
+  if (idx->nheld == 0)
+    return;
+  for (struct ix_conn *c = idx->conns; c != NULL; c = c->next)
+    if (c->rq_head != NULL)
+      parley__index_release(c, rc);
 }
 
 /* ---- data directory --------------------------------------------------- */
@@ -299,6 +324,14 @@ static int write_index_json(const struct parley_index *idx) {
                 idx->id_text, "name", idx->name, "pid", (json_int_t)getpid());
   if (o == NULL)
     return PARLEY_ENOMEM;
+  if (idx->cons != NULL) {
+    struct parley_consensus_status cs;
+    parley_consensus_status(idx->cons, &cs);
+    for (size_t i = 0; i < cs.nmembers; i++)
+      if (cs.members[i].is_self)
+        (void)json_object_set_new(o, "raft", json_string(cs.members[i].raft));
+    (void)json_object_set_new(o, "node", json_integer((json_int_t)cs.id));
+  }
   parley_buf_init(&b, 64 * 1024);
   if (json_dump_callback(o, dump_to_buf, &b, JSON_COMPACT) < 0 ||
       parley_buf_append(&b, "\n", 1) < 0)
@@ -339,10 +372,18 @@ static int write_index_json(const struct parley_index *idx) {
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static void on_timer_closed(uv_handle_t *h) {
-  struct parley_index *idx = h->data;
+void parley__index_close_done(struct parley_index *idx) {
+  if (--idx->pending_closes > 0)
+    return;
+  parley_registry_free(idx->reg);
+  idx->reg = NULL;
+  parley_identity_wipe(&idx->id);
   parley_free(idx->data_dir);
   parley_free(idx);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  parley__index_close_done(h->data);
 }
 
 static uint64_t random_seed(void) {
@@ -383,21 +424,22 @@ static int start(struct parley_index *idx,
   rc = parley_registry_new(&lim, &idx->reg);
   if (rc < 0)
     return rc;
-  rc = parley_regstore_open(idx->data_dir, idx->reg, idx->log, &idx->rs);
-  if (rc < 0) {
-    PARLEY_LOG(idx->log, PARLEY_LOG_ERROR, "regstore in %s: %s",
-               idx->data_dir, parley_strerror(rc));
-    return rc == PARLEY_ENOMEM ? rc : PARLEY_ESTORE;
+  if (cfg->nmembers == 0) {
+    rc = parley_regstore_open(idx->data_dir, idx->reg, idx->log, &idx->rs);
+    if (rc < 0) {
+      PARLEY_LOG(idx->log, PARLEY_LOG_ERROR, "regstore in %s: %s",
+                 idx->data_dir, parley_strerror(rc));
+      return rc == PARLEY_ENOMEM ? rc : PARLEY_ESTORE;
+    }
+    rc = parley__index_grant_all(idx);
+    if (rc < 0)
+      return rc;
+    if (parley_lease_count(&idx->leases) > 0)
+      PARLEY_LOG(idx->log, PARLEY_LOG_INFO,
+                 "restored %zu peers, %zu topics; each has a fresh lease",
+                 parley_registry_peer_count(idx->reg),
+                 parley_registry_topic_count(idx->reg));
   }
-  rc = parley_registry_foreach_peer(idx->reg, grant_restored, idx);
-  if (rc < 0)
-    return rc;
-  if (parley_lease_count(&idx->leases) > 0)
-    PARLEY_LOG(idx->log, PARLEY_LOG_INFO,
-               "restored %zu peers, %zu topics; each has a fresh lease",
-               parley_registry_peer_count(idx->reg),
-               parley_registry_topic_count(idx->reg));
-  rearm_timer(idx);
   obs.on_change = on_change;
   obs.ctx = idx;
   parley_registry_set_observer(idx->reg, &obs);
@@ -447,6 +489,12 @@ static int start(struct parley_index *idx,
     idx->http_port = parley_http_port(idx->http);
     format_addr(idx->http_addr, sizeof idx->http_addr, cfg->http_host,
                 idx->http_port);
+  }
+  if (cfg->nmembers > 0) {
+    /* After the listeners: the other members learn our addresses. */
+    rc = parley__index_cluster_start(idx, cfg);
+    if (rc < 0)
+      return rc;
   }
   rc = write_index_json(idx);
   if (rc < 0)
@@ -514,16 +562,14 @@ void parley_index_free(struct parley_index *idx) {
     parley_registry_set_observer(idx->reg, NULL);
   parley_regstore_close(idx->rs); /* syncs what is still buffered */
   idx->rs = NULL;
-  parley_registry_free(idx->reg);
-  idx->reg = NULL;
   parley_lease_table_close(&idx->leases);
   parley_map_close(&idx->by_pk);
   parley_map_close(&idx->topics); /* emptied by detach_all */
-  parley_free(idx->replies);
-  idx->replies = NULL;
-  idx->nreplies = idx->areplies = 0;
-  parley_identity_wipe(&idx->id);
+  idx->pending_closes = 1;
   uv_close((uv_handle_t *)&idx->lease_timer, on_timer_closed);
+  /* The consensus node may still apply entries while it winds down (its
+   * observer is gone), so the registry goes once it is closed. */
+  parley__index_cluster_stop(idx);
 }
 
 uint16_t parley_index_listen_port(const struct parley_index *idx) {
@@ -540,6 +586,10 @@ const char *parley_index_listen_addr(const struct parley_index *idx) {
 
 const char *parley_index_http_addr(const struct parley_index *idx) {
   return idx->http_addr;
+}
+
+int parley_index_is_cluster(const struct parley_index *idx) {
+  return idx->cons != NULL;
 }
 
 const char *parley_index_id(const struct parley_index *idx) {

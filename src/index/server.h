@@ -3,9 +3,10 @@
  * server on one libuv loop.
  *
  * An index owns its identity (DIR/identity.key), the registry of live peers
- * and topic subscriptions (registry.h) persisted in DIR (regstore.h), the
- * lease table (lease.h), a parley_net listener for peer links, and an
- * optional HTTP server for /metrics and the read-only /v1 API.  Peers
+ * and topic subscriptions (registry.h) persisted in DIR (regstore.h) or,
+ * in cluster mode, replicated through Raft (consensus.h), the lease table
+ * (lease.h), a parley_net listener for peer links, and an optional HTTP
+ * server for /metrics and the /v1 API.  Peers
  * REGISTER, HEARTBEAT, SUBSCRIBE/UNSUBSCRIBE, WATCH topics and look peers
  * up over their secure link; every change to the registry goes through
  * check/apply and the regstore log, and the replies that vouch for it are
@@ -39,6 +40,12 @@
 
 struct parley_index;
 
+/* One voter of the initial cluster configuration (--cluster ID=HOST:PORT). */
+struct parley_index_member {
+  uint64_t id;
+  const char *raft_addr; /* numeric HOST:PORT */
+};
+
 struct parley_index_config {
   uv_loop_t *loop;              /* borrowed; must outlive the index */
   const struct parley_log *log; /* borrowed, may be NULL */
@@ -53,6 +60,18 @@ struct parley_index_config {
                                    per link; 0 = PARLEY_DEFAULT_MAX_SUBS */
   uint32_t max_frame;           /* 0 = PARLEY_DEFAULT_MAX_FRAME */
   uint32_t max_links;           /* 0 = PARLEY_DEFAULT_MAX_LINKS */
+
+  /* Cluster mode (docs/internals/CLUSTER.md) when nmembers > 0: the
+   * registry lives in a Raft log under DIR/raft instead of the regstore. */
+  uint64_t node_id;                          /* this node's raft id */
+  const struct parley_index_member *members; /* copied */
+  size_t nmembers;
+  int join;                    /* do not bootstrap: wait to be added */
+  const uint8_t *cluster_key;  /* 32 bytes (required in cluster mode) */
+  unsigned raft_election_ms;   /* 0 = default (200) */
+  unsigned raft_heartbeat_ms;  /* 0 = default (40) */
+  unsigned raft_snapshot_threshold; /* 0 = default (1024 entries) */
+  unsigned raft_snapshot_trailing;  /* 0 = default (256 entries) */
 };
 
 /* Creates the index and starts it: creates data_dir, loads or creates the
@@ -75,6 +94,9 @@ PARLEY_NODISCARD int parley_index_new(const struct parley_index_config *cfg,
  * libuv close callbacks: run the loop afterwards until it returns.  NULL is
  * a no-op. */
 void parley_index_free(struct parley_index *idx);
+
+/* 1 when running as a cluster member. */
+int parley_index_is_cluster(const struct parley_index *idx) PARLEY_NONNULL(1);
 
 /* Ports actually bound (0 for HTTP when it is not served). */
 uint16_t parley_index_listen_port(const struct parley_index *idx)

@@ -15,10 +15,18 @@
 /* Largest answer we build (the peer list of a very large index). */
 #define HTTP_MAX_ANSWER (256u * 1024u * 1024u)
 
-enum { ROUTE_METRICS, ROUTE_STATUS, ROUTE_PEERS, ROUTE_TOPICS, ROUTE_OTHER };
+enum {
+  ROUTE_METRICS,
+  ROUTE_STATUS,
+  ROUTE_PEERS,
+  ROUTE_TOPICS,
+  ROUTE_CLUSTER,
+  ROUTE_OTHER
+};
 
-static const char *const route_names[] = {"/metrics", "/v1/status",
-                                          "/v1/peers", "/v1/topics", "other"};
+static const char *const route_names[] = {"/metrics",   "/v1/status",
+                                          "/v1/peers",  "/v1/topics",
+                                          "/v1/cluster", "other"};
 
 static int dump_cb(const char *p, size_t n, void *ctx) {
   return parley_buf_append(ctx, p, n) < 0 ? -1 : 0;
@@ -36,8 +44,8 @@ static int append_json(struct parley_buf *b, json_t *o, int nl) {
   return rc;
 }
 
-static void respond_json(struct parley_http_req *r, unsigned status,
-                         json_t *o, const char *const *headers) {
+void parley__index_respond_json(struct parley_http_req *r, unsigned status,
+                                json_t *o, const char *const *headers) {
   struct parley_buf b;
   parley_buf_init(&b, HTTP_MAX_ANSWER);
   if (append_json(&b, o, 1) < 0) {
@@ -52,10 +60,10 @@ static void respond_json(struct parley_http_req *r, unsigned status,
   parley_buf_close(&b);
 }
 
-static void respond_error(struct parley_http_req *r, unsigned status,
-                          int code, const char *msg,
-                          const char *const *headers) {
-  respond_json(r, status,
+void parley__index_respond_error(struct parley_http_req *r, unsigned status,
+                                 int code, const char *msg,
+                                 const char *const *headers) {
+  parley__index_respond_json(r, status,
                json_pack("{s:s, s:s}", "error", msg, "code",
                          parley_err_name(code)),
                headers);
@@ -132,9 +140,12 @@ static int write_metrics(struct parley_index *idx, struct parley_buf *b) {
     st->watch_events);
   M("parley_index_store_failures_total", "counter",
     "Registry log appends or syncs that failed.", st->sync_failures);
-  M("parley_index_regstore_log_entries", "gauge",
-    "Registry log entries since the last snapshot.",
-    parley_regstore_log_entries(idx->rs));
+  if (idx->rs != NULL)
+    M("parley_index_regstore_log_entries", "gauge",
+      "Registry log entries since the last snapshot.",
+      parley_regstore_log_entries(idx->rs));
+  if (rc == 0)
+    rc = parley__index_cluster_metrics(idx, b);
   if (rc == 0)
     rc = parley_prom_header(b, "parley_index_requests_total", "counter",
                             "Frames received on peer links, by type.");
@@ -207,7 +218,8 @@ static void get_metrics(struct parley_index *idx, struct parley_http_req *r) {
   parley_buf_init(&b, HTTP_MAX_ANSWER);
   if (write_metrics(idx, &b) < 0) {
     parley_buf_close(&b);
-    respond_error(r, 500, PARLEY_ENOMEM, "out of memory", NULL);
+    parley__index_respond_error(r, 500, PARLEY_ENOMEM, "out of memory",
+                                NULL);
     return;
   }
   parley_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8",
@@ -228,7 +240,7 @@ static void get_status(struct parley_index *idx, struct parley_http_req *r) {
       (json_int_t)(uv_now(idx->loop) - idx->start_mono), "lease_ms",
       (json_int_t)idx->lease_ms, "pid", (json_int_t)getpid(), "version",
       PARLEY_INDEX_VERSION);
-  respond_json(r, 200, o, NULL);
+  parley__index_respond_json(r, 200, o, NULL);
 }
 
 struct ndjson {
@@ -296,7 +308,8 @@ static void get_list(struct parley_index *idx, struct parley_http_req *r,
   else
     (void)parley_registry_foreach_topic(idx->reg, topic_line, &w);
   if (w.err < 0)
-    respond_error(r, 500, w.err, "cannot build the list", NULL);
+    parley__index_respond_error(r, 500, w.err, "cannot build the list",
+                                NULL);
   else
     parley_http_respond(r, 200, "application/x-ndjson", b.data, b.len, NULL);
   parley_buf_close(&b);
@@ -314,17 +327,26 @@ void parley__index_http_handler(void *ctx, struct parley_http_req *r) {
   for (int i = 0; i < ROUTE_OTHER; i++)
     if (strcmp(path, route_names[i]) == 0)
       route = i;
+  if (route == ROUTE_OTHER && strncmp(path, "/v1/cluster/", 12) == 0)
+    route = ROUTE_CLUSTER;
   idx->http_by_route[route]++;
   if (idx->closing) {
-    respond_error(r, 503, PARLEY_EUNAVAIL, "index is shutting down", NULL);
+    parley__index_respond_error(r, 503, PARLEY_EUNAVAIL,
+                                "index is shutting down", NULL);
+    return;
+  }
+  if (route == ROUTE_CLUSTER) {
+    parley__index_http_cluster(idx, r);
     return;
   }
   if (route == ROUTE_OTHER) {
-    respond_error(r, 404, PARLEY_ENOTFOUND, "no such endpoint", NULL);
+    parley__index_respond_error(r, 404, PARLEY_ENOTFOUND, "no such endpoint",
+                                NULL);
     return;
   }
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-    respond_error(r, 405, PARLEY_EINVAL, "method not allowed", allow_get);
+    parley__index_respond_error(r, 405, PARLEY_EINVAL, "method not allowed",
+                                allow_get);
     return;
   }
   switch (route) {

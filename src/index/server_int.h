@@ -1,10 +1,12 @@
 /*
  * server_int.h — private declarations shared by the index server's files:
  *
- *   server.c        lifecycle, the turn-end hook (sync, then replies),
- *                   leases and expiry, the registry observer (watch fan-out)
- *   server_peer.c   link callbacks and the peer requests
- *   server_http.c   /metrics and the read-only /v1 API
+ *   server.c         lifecycle, the turn-end hook (sync, then replies),
+ *                    leases and expiry, the registry observer (watch fan-out)
+ *   server_peer.c    link callbacks and the peer requests
+ *   server_http.c    /metrics and the /v1 API
+ *   server_cluster.c cluster mode: consensus hooks, proposals, leadership
+ *                    and leases, /v1/cluster and the raft metrics
  *
  * Nothing here is part of the public API (server.h).
  */
@@ -18,6 +20,7 @@
 #include "core/util.h"
 #include "crypto/identity.h"
 #include "http/server.h"
+#include "index/consensus.h"
 #include "index/lease.h"
 #include "index/registry.h"
 #include "index/regstore.h"
@@ -25,10 +28,40 @@
 #include "net/link.h"
 #include "wire/wire.h"
 
+#include <jansson.h>
+
 /* "[host]:port" of a numeric address, NUL included. */
 #define IX_ADDR_CAP (PARLEY_MAX_ADDR + 8)
+/* Longest ERROR text a held reply keeps (a leader address fits). */
+#define IX_TEXT_CAP 128
 
 struct ix_conn;
+
+/* A reply to a peer request that cannot be sent at once.  Each link keeps
+ * its replies in request order; the turn-end hook sends the ready ones
+ * from the head.
+ *   durable: it vouches for a regstore append and becomes ERROR(ESTORE)
+ *            if the turn's sync fails (single node);
+ *   waiting: its command is being replicated (cluster leader); the
+ *            proposal's completion fills in the answer.
+ * Otherwise it was only queued behind earlier replies to keep the order.
+ * A waiting reply whose link closes becomes an orphan (conn NULL) and is
+ * freed when its proposal completes.  EXPIRE proposals use a reply that
+ * never had a link. */
+struct ix_reply {
+  struct ix_reply *next;  /* in the link's queue */
+  struct parley_index *idx;
+  struct ix_conn *conn;   /* NULL: orphan, or an expiry */
+  uint32_t req;
+  int code;               /* 0: OK(req, value); else ERROR(req, code, text) */
+  uint64_t value;
+  int durable;
+  int waiting;
+  uint8_t kind;           /* the proposed command's PARLEY_REG_* type */
+  uint8_t pk[32];         /* the proposed command's peer */
+  int has_text;           /* 0: ERROR carries the code's own text */
+  char text[IX_TEXT_CAP]; /* ERROR text (may be empty) */
+};
 
 /* The links watching one topic.  Owned by parley_index.topics. */
 struct ix_topic {
@@ -45,20 +78,9 @@ struct ix_conn {
   uint8_t pk[32];
   char id[PARLEY_ID_TEXT_LEN + 1];
   struct parley_map watched;   /* topic -> struct ix_topic * (borrowed) */
-  uint32_t npending;           /* replies queued in parley_index.replies */
+  struct ix_reply *rq_head, *rq_tail; /* held replies, request order */
+  uint32_t reg_inflight;       /* REGISTERs of this link being replicated */
   int current;                 /* the link parley_index.by_pk maps pk to */
-};
-
-/* A reply held until the turn-end hook.  durable: the reply vouches for a
- * registry change and becomes ERROR(ESTORE) if the sync fails; otherwise it
- * was only queued to keep replies in request order. */
-struct ix_reply {
-  struct ix_conn *conn; /* NULL once the link closed */
-  uint32_t req;
-  int code;             /* 0: OK(req, value); else ERROR(req, code, text) */
-  const char *text;     /* static string (ERROR only) */
-  uint64_t value;
-  int durable;
 };
 
 struct parley_index {
@@ -91,8 +113,12 @@ struct parley_index {
   struct parley_map by_pk;   /* pk -> current struct ix_conn * */
   struct parley_map topics;  /* topic -> struct ix_topic * (owned) */
 
-  struct ix_reply *replies;  /* held until the turn-end hook */
-  size_t nreplies, areplies;
+  size_t nheld;              /* replies in the links' queues */
+
+  /* Cluster mode: the consensus object (NULL for a single node). */
+  struct parley_consensus *cons;
+  int leader;                /* ready leader: leases tracked here */
+  int pending_closes;        /* lease timer, consensus */
 
   /* Set by the observer when a REGISTER changed a peer (PEER_UP); the
    * caller of apply fans it out once apply has returned. */
@@ -102,6 +128,8 @@ struct parley_index {
   struct parley_index_stats st;
   uint64_t req_by_type[256];
   uint64_t http_by_route[8];
+  uint64_t redirects;        /* ENOTLEADER answers */
+  uint64_t proposals;        /* commands proposed (cluster leader) */
   uint64_t start_mono;
   int closing;
 };
@@ -116,15 +144,30 @@ PARLEY_NODISCARD int parley__index_lease_renew(struct parley_index *idx,
 int64_t parley__index_last_seen(const struct parley_index *idx,
                                 const struct parley_reg_peer *p);
 /* Checks, applies and logs a command, then fans out the watch events it
- * caused.  Returns the registry's verdict, or a storage error. */
+ * caused (single node).  Returns the registry's verdict, or a storage
+ * error. */
 PARLEY_NODISCARD int parley__index_submit(struct parley_index *idx,
                                           const struct parley_reg_cmd *c);
-/* Holds a reply for the turn-end hook; text must be a static string.
- * PARLEY_ENOMEM. */
-PARLEY_NODISCARD int parley__index_hold_reply(struct parley_index *idx,
-                                              struct ix_conn *c, uint32_t req,
-                                              int code, const char *text,
-                                              uint64_t value, int durable);
+/* After a command was applied to the registry: fans out the PEER_UP the
+ * observer noted (needs the peer's subscriptions, so not inside apply). */
+void parley__index_after_apply(struct parley_index *idx);
+/* A new reply for link c (NULL for an expiry); caller fills and queues it.
+ * NULL when out of memory. */
+struct ix_reply *parley__index_reply_new(struct parley_index *idx,
+                                         struct ix_conn *c, uint32_t req);
+/* Appends r to its link's queue. */
+void parley__index_reply_queue(struct ix_reply *r);
+/* Copies text into r (NULL = the code's own text; "" stays empty). */
+void parley__index_reply_text(struct ix_reply *r, const char *text);
+/* Expires pk's registration (its lease ran out). */
+void parley__index_expire(struct parley_index *idx, const uint8_t pk[32]);
+/* Grants every registered peer one full lease from now (start-up of a
+ * single node, a new cluster leader). */
+PARLEY_NODISCARD int parley__index_grant_all(struct parley_index *idx);
+/* Drops every lease (a leader that stepped down). */
+void parley__index_drop_leases(struct parley_index *idx);
+/* One of the index's asynchronous closes finished. */
+void parley__index_close_done(struct parley_index *idx);
 /* Fills w from a registry peer (pointers borrowed from p). */
 void parley__index_wire_peer(const struct parley_index *idx,
                              const struct parley_reg_peer *p,
@@ -144,9 +187,51 @@ void parley__index_fanout(struct parley_index *idx, const char *topic,
                           uint8_t kind, const struct parley_reg_peer *p);
 /* Forgets every conn without closing the links (index shutdown). */
 void parley__index_detach_all(struct parley_index *idx);
+/* Answers req on link c: OK(value) when code is 0, else ERROR(code,
+ * text).  Sent at once unless durable or earlier replies are held. */
+void parley__index_reply(struct ix_conn *c, uint32_t req, int code,
+                         const char *text, uint64_t value, int durable);
+/* Makes c the current link of its peer (closing an older one). */
+void parley__index_claim_link(struct ix_conn *c);
+/* Sends the ready replies at the head of c's queue (sync_rc < 0: the
+ * turn's regstore sync failed). */
+void parley__index_release(struct ix_conn *c, int sync_rc);
+/* Closes every link that watches a topic (their view is stale). */
+void parley__index_drop_watchers(struct parley_index *idx, int reason);
 
 /* server_http.c --------------------------------------------------------- */
 
 void parley__index_http_handler(void *ctx, struct parley_http_req *r);
+/* Builds a JSON answer and responds with it (o is stolen; NULL = 500). */
+void parley__index_respond_json(struct parley_http_req *r, unsigned status,
+                                json_t *o, const char *const *headers);
+void parley__index_respond_error(struct parley_http_req *r, unsigned status,
+                                 int code, const char *msg,
+                                 const char *const *headers);
+
+/* server_cluster.c ------------------------------------------------------ */
+
+/* Starts the consensus node (cluster mode). */
+PARLEY_NODISCARD int parley__index_cluster_start(
+    struct parley_index *idx, const struct parley_index_config *cfg);
+/* Stops it; parley__index_close_done follows once it is closed. */
+void parley__index_cluster_stop(struct parley_index *idx);
+/* 1 if this node may serve writes now (a single node always may). */
+int parley__index_writable(const struct parley_index *idx);
+/* Answers a write request on a node that is not the leader:
+ * ERROR(req, ENOTLEADER, leader's peer address or ""). */
+void parley__index_redirect(struct ix_conn *c, uint32_t req);
+/* Proposes cmd on behalf of request req of link c (NULL: an expiry); the
+ * answer is queued on c and filled in when the entry is applied.  On an
+ * error nothing was queued and the caller answers. */
+PARLEY_NODISCARD int parley__index_propose(struct parley_index *idx,
+                                           struct ix_conn *c, uint32_t req,
+                                           const struct parley_reg_cmd *cmd);
+/* /v1/cluster, /v1/cluster/add, /v1/cluster/remove. */
+void parley__index_http_cluster(struct parley_index *idx,
+                                struct parley_http_req *r);
+/* The parley_index_raft_* metrics (nothing for a single node). */
+PARLEY_NODISCARD int parley__index_cluster_metrics(struct parley_index *idx,
+                                                   struct parley_buf *b);
 
 #endif

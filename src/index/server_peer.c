@@ -40,16 +40,20 @@ void parley__index_send_error(struct ix_conn *c, uint32_t req, int code,
   parley__index_send(c, &f);
 }
 
-/* An OK or ERROR reply (text: a static string, or NULL for the code's
- * text).  Held for the turn-end hook when it vouches for a registry change
- * (durable) or when earlier replies on this link are held (so that replies
- * keep request order); sent at once otherwise. */
-static void reply(struct ix_conn *c, uint32_t req, int code, const char *text,
-                  uint64_t value, int durable) {
-  if (durable || c->npending > 0) {
-    if (parley__index_hold_reply(c->idx, c, req, code, text, value,
-                                 durable) == 0)
+void parley__index_reply(struct ix_conn *c, uint32_t req, int code,
+                         const char *text, uint64_t value, int durable) {
+  struct ix_reply *r;
+
+  if (durable || c->rq_head != NULL) {
+    r = parley__index_reply_new(c->idx, c, req);
+    if (r != NULL) {
+      r->code = code;
+      r->value = value;
+      r->durable = durable;
+      parley__index_reply_text(r, text);
+      parley__index_reply_queue(r);
       return;
+    }
     /* Out of memory: better an error now than silence. */
     code = PARLEY_ENOMEM;
     text = NULL;
@@ -61,14 +65,35 @@ static void reply(struct ix_conn *c, uint32_t req, int code, const char *text,
                              text != NULL ? text : parley_strerror(code));
 }
 
+void parley__index_release(struct ix_conn *c, int sync_rc) {
+  struct ix_reply *r;
+
+  while ((r = c->rq_head) != NULL && !r->waiting) {
+    c->rq_head = r->next;
+    if (c->rq_head == NULL)
+      c->rq_tail = NULL;
+    c->idx->nheld--;
+    if (r->durable && sync_rc < 0)
+      parley__index_send_error(c, r->req, PARLEY_ESTORE,
+                               "index storage failed");
+    else if (r->code == 0)
+      parley__index_send_ok(c, r->req, r->value);
+    else
+      parley__index_send_error(c, r->req, r->code,
+                               r->has_text ? r->text
+                                           : parley_strerror(r->code));
+    parley_free(r);
+  }
+}
+
 static void reply_error(struct ix_conn *c, uint32_t req, int code,
                         const char *text) {
-  reply(c, req, code, text, 0, 0);
+  parley__index_reply(c, req, code, text, 0, 0);
 }
 
 static void reply_ok(struct ix_conn *c, uint32_t req, uint64_t value,
                      int durable) {
-  reply(c, req, 0, NULL, value, durable);
+  parley__index_reply(c, req, 0, NULL, value, durable);
 }
 
 /* ---- watches ---------------------------------------------------------- */
@@ -358,7 +383,7 @@ static void send_topics(struct ix_conn *c, uint32_t req) {
 
 /* Makes c the current link of its peer; an older link of the same peer is
  * closed (it is stale: a peer keeps one index link). */
-static void claim_link(struct ix_conn *c) {
+void parley__index_claim_link(struct ix_conn *c) {
   struct parley_index *idx = c->idx;
   struct ix_conn *old;
 
@@ -409,6 +434,10 @@ static void on_register(struct ix_conn *c, const struct parley_frame *f) {
     reply_error(c, req, PARLEY_EINVAL, "invalid name");
     return;
   }
+  if (!parley__index_writable(idx)) {
+    parley__index_redirect(c, req);
+    return;
+  }
   memset(&cmd, 0, sizeof cmd);
   cmd.type = PARLEY_REG_REGISTER;
   memcpy(cmd.pk, c->pk, 32); /* the link's key, never the frame's */
@@ -418,18 +447,29 @@ static void on_register(struct ix_conn *c, const struct parley_frame *f) {
     memcpy(cmd.name, f->u.reg.name.ptr, f->u.reg.name.len);
   /* Renew first so the watch events of this REGISTER carry last_seen. */
   rc = parley__index_lease_renew(idx, c->pk);
-  if (rc == PARLEY_OK)
+  if (rc == PARLEY_OK && idx->cons != NULL) {
+    /* The answer follows once the entry is committed and applied. */
+    rc = parley_registry_check(idx->reg, &cmd);
+    if (rc == PARLEY_OK)
+      rc = parley__index_propose(idx, c, req, &cmd);
+    if (rc == PARLEY_OK)
+      return;
+  } else if (rc == PARLEY_OK) {
     rc = parley__index_submit(idx, &cmd);
+  }
   if (rc < 0) {
     /* A refused REGISTER must not leave a lease behind for a peer the
      * registry does not hold. */
     if (parley_registry_peer(idx->reg, c->pk) == NULL)
       (void)parley_lease_remove(&idx->leases, c->pk);
-    reply_error(c, req, rc, parley_strerror(rc));
+    if (rc == PARLEY_ENOTLEADER)
+      parley__index_redirect(c, req);
+    else
+      reply_error(c, req, rc, parley_strerror(rc));
     return;
   }
   idx->st.registrations++;
-  claim_link(c);
+  parley__index_claim_link(c);
   PARLEY_LOG(idx->log, PARLEY_LOG_DEBUG, "peer %s registered at %s", c->id,
              cmd.addr);
   reply_ok(c, req, idx->lease_ms, 1);
@@ -439,6 +479,11 @@ static void on_heartbeat(struct ix_conn *c, uint32_t req) {
   struct parley_index *idx = c->idx;
   int rc;
 
+  if (!parley__index_writable(idx)) {
+    /* Leases live on the leader only. */
+    parley__index_redirect(c, req);
+    return;
+  }
   if (parley_registry_peer(idx->reg, c->pk) == NULL) {
     reply_error(c, req, PARLEY_EUNKNOWNPEER, "not registered");
     return;
@@ -449,7 +494,7 @@ static void on_heartbeat(struct ix_conn *c, uint32_t req) {
     return;
   }
   idx->st.heartbeats++;
-  claim_link(c);
+  parley__index_claim_link(c);
   reply_ok(c, req, idx->lease_ms, 0);
 }
 
@@ -470,12 +515,31 @@ static void on_subscribe(struct ix_conn *c, const struct parley_frame *f,
     reply_error(c, req, PARLEY_EINVAL, "invalid topic");
     return;
   }
+  if (!parley__index_writable(c->idx)) {
+    parley__index_redirect(c, req);
+    return;
+  }
   memset(&cmd, 0, sizeof cmd);
   cmd.type = sub ? PARLEY_REG_SUBSCRIBE : PARLEY_REG_UNSUBSCRIBE;
   memcpy(cmd.pk, c->pk, 32);
   cmd.ts_ms = parley_now_ms();
   memcpy(cmd.topic, f->u.topic.topic.ptr, f->u.topic.topic.len);
-  rc = parley__index_submit(c->idx, &cmd);
+  if (c->idx->cons != NULL) {
+    /* While this link's REGISTER is being replicated the registry cannot
+     * judge yet; the apply will. */
+    rc = c->reg_inflight > 0 ? PARLEY_OK
+                             : parley_registry_check(c->idx->reg, &cmd);
+    if (rc == PARLEY_OK)
+      rc = parley__index_propose(c->idx, c, req, &cmd);
+    if (rc == PARLEY_ENOTLEADER) {
+      parley__index_redirect(c, req);
+      return;
+    }
+    if (rc == PARLEY_OK)
+      return;
+  } else {
+    rc = parley__index_submit(c->idx, &cmd);
+  }
   if (rc < 0) {
     reply_error(c, req, rc,
                 rc == PARLEY_EUNKNOWNPEER ? "not registered"
@@ -632,10 +696,18 @@ static void conn_free(struct ix_conn *c) {
   struct parley_index *idx = c->idx;
 
   watch_drop_all(c);
-  if (c->npending > 0)
-    for (size_t i = 0; i < idx->nreplies; i++)
-      if (idx->replies[i].conn == c)
-        idx->replies[i].conn = NULL;
+  while (c->rq_head != NULL) {
+    struct ix_reply *r = c->rq_head;
+    c->rq_head = r->next;
+    idx->nheld--;
+    if (r->waiting) {
+      r->conn = NULL; /* an orphan: freed when its proposal completes */
+      r->next = NULL;
+    } else {
+      parley_free(r);
+    }
+  }
+  c->rq_tail = NULL;
   if (c->current)
     (void)parley_map_del(&idx->by_pk, c->pk, sizeof c->pk);
   if (c->prev != NULL)
@@ -657,6 +729,12 @@ static void on_close(struct parley_link *l, int reason) {
   PARLEY_LOG(c->idx->log, PARLEY_LOG_DEBUG, "link closed: peer %s: %s", c->id,
              parley_strerror(reason));
   conn_free(c);
+}
+
+void parley__index_drop_watchers(struct parley_index *idx, int reason) {
+  for (struct ix_conn *c = idx->conns; c != NULL; c = c->next)
+    if (c->watched.count > 0)
+      parley_link_close(c->link, reason);
 }
 
 void parley__index_detach_all(struct parley_index *idx) {

@@ -553,6 +553,10 @@ const uint8_t *parley_link_remote_pk(const struct parley_link *l) {
   return l->remote_pk;
 }
 
+const uint8_t *parley_link_binding(const struct parley_link *l) {
+  return l->binding;
+}
+
 uint8_t parley_link_remote_role(const struct parley_link *l) {
   return l->remote_role;
 }

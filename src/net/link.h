@@ -138,6 +138,14 @@ int parley_link_is_open(const struct parley_link *l) PARLEY_NONNULL(1);
 /* Remote Ed25519 key (valid once open). */
 const uint8_t *parley_link_remote_pk(const struct parley_link *l)
     PARLEY_NONNULL(1);
+/* Channel binding: the final Noise handshake hash h of this link (64
+ * bytes).  Both ends of one link see the same value and no other link has
+ * it, so a proof computed over it (e.g. an HMAC with a shared key) cannot
+ * be replayed on another link.  Valid once open; all zeros before the
+ * handshake completed. */
+#define PARLEY_LINK_BINDING_LEN 64
+const uint8_t *parley_link_binding(const struct parley_link *l)
+    PARLEY_NONNULL(1);
 /* The remote's HELLO fields (valid once open; strings NUL-terminated). */
 uint8_t parley_link_remote_role(const struct parley_link *l) PARLEY_NONNULL(1);
 const char *parley_link_remote_name(const struct parley_link *l)

@@ -76,6 +76,9 @@ struct parley_link {
   size_t inflight;       /* plaintext bytes handed to uv_write, not done */
 
   uint8_t remote_pk[32];
+  /* The final Noise handshake hash, kept as this link's channel binding
+   * (parley_link_binding); zero until the handshake is done. */
+  uint8_t binding[PARLEY_LINK_BINDING_LEN];
   uint16_t remote_version;
   uint32_t remote_caps;
   uint32_t remote_max_frame;

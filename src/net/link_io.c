@@ -7,6 +7,9 @@
 
 #include "core/alloc.h"
 
+_Static_assert(PARLEY_LINK_BINDING_LEN == PARLEY_NOISE_HASHLEN,
+               "the channel binding is the Noise handshake hash");
+
 /* One uv_write: the request and the bytes it writes, freed together in the
  * write callback.  pt_bytes is the plaintext it carries (0 for handshake
  * bytes), subtracted from the link's in-flight count on completion. */
@@ -431,6 +434,8 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
   if (rc >= 0 && n > 0)
     rc = write_raw(l, out, n);
   if (rc >= 0 && parley_handshake_done(&l->hs)) {
+    /* Keep h before finish wipes the handshake: the channel binding. */
+    memcpy(l->binding, parley_noise_hash(&l->hs.noise), sizeof l->binding);
     rc = parley_handshake_finish(&l->hs, &l->sess, l->remote_pk);
     if (rc >= 0) {
       l->has_session = 1;

@@ -718,6 +718,7 @@ static void api_subscribe(struct parley_node *n, struct parley_http_req *r,
     parley__api_error(r, 500, rc, parley_strerror(rc));
     return;
   }
+  parley__sync_subscribed(n, topic, subscribe);
   w = parley_calloc(1, sizeof *w);
   if (w == NULL) {
     json_decref(o);

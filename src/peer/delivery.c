@@ -3,6 +3,8 @@
  * on demand, kept), publishing to a topic's subscribers and direct sends,
  * receiving (check, de-duplicate, store, acknowledge after commit), acks,
  * and the outbox of acknowledged-mode deliveries retried with back-off.
+ * Every message published extends the channel's hash chain
+ * (crypto/chain.h); sync.c signs it and relays it.
  */
 #include "peer/node_int.h"
 
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "crypto/chain.h"
 
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
@@ -24,8 +27,7 @@ static uint64_t backoff_ms(uint32_t attempts) {
   return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
 }
 
-/* The preferred open link to a peer, or NULL. */
-static struct parley_link *peer_link(const struct rpeer *p) {
+struct parley_link *parley__peer_link(const struct rpeer *p) {
   for (struct plink *pl = p->links; pl; pl = pl->next)
     if (pl->open)
       return pl->link;
@@ -78,7 +80,7 @@ void parley__rpeer_free(struct rpeer *p) {
 
 static int send_msg(struct parley_node *n, struct rpeer *p,
                     const struct parley_msg *m, int ack_req) {
-  struct parley_link *l = peer_link(p);
+  struct parley_link *l = parley__peer_link(p);
   struct parley_frame f;
 
   if (l == NULL)
@@ -94,6 +96,7 @@ static int send_msg(struct parley_node *n, struct rpeer *p,
   f.u.msg.ts_ms = (uint64_t)m->ts_ms;
   f.u.msg.body = m->body;
   f.u.msg.body_len = (uint32_t)m->body_len;
+  f.u.msg.chain = m->chain; /* NULL (stored before chains) sends zeros */
   return parley_link_send(l, &f);
 }
 
@@ -103,7 +106,7 @@ void parley__peer_try_dial(struct parley_node *n, struct rpeer *p) {
   struct plink *pl;
   int rc;
 
-  if (n->closing || p->dialling || peer_link(p) != NULL)
+  if (n->closing || p->dialling || parley__peer_link(p) != NULL)
     return;
   if (parley_mono_ms() < p->next_dial_ms)
     return;
@@ -148,7 +151,7 @@ static int resend_one(void *ctx, const struct parley_outbox_entry *e,
 
   if (p == NULL)
     return PARLEY_ENOMEM;
-  if (peer_link(p) != NULL) {
+  if (parley__peer_link(p) != NULL) {
     rc = send_msg(n, p, m, 1);
     if (rc == PARLEY_ELIMIT)
       return 0; /* back-pressure: stays due, tried again next tick */
@@ -169,7 +172,7 @@ void parley__outbox_kick_peer(struct parley_node *n, struct rpeer *p) {
   struct resend_ctx c = {n, parley_now_ms(), 0};
   int rc;
 
-  if (peer_link(p) == NULL) {
+  if (parley__peer_link(p) == NULL) {
     parley__peer_try_dial(n, p);
     return;
   }
@@ -227,9 +230,11 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
                       uint32_t flags, int ack_mode, uint64_t timeout_ms,
                       struct rpeer **rcpt, uint32_t nrcpt) {
   struct parley_msg m;
+  struct parley_chain_msg cm;
   struct ackwait *w;
   int64_t rowid = 0, now = parley_now_ms();
-  uint64_t seq;
+  uint64_t seq = 0;
+  uint8_t chain[PARLEY_CHAIN_HASH], digest[PARLEY_CHAIN_HASH];
   int rc;
 
   if (ack_mode && n->outbox_depth + nrcpt > n->cfg.max_outbox)
@@ -246,9 +251,27 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
     ackwait_free(w);
     return PARLEY_ENOMEM;
   }
+  /* Sequence number and chain value move together, in this turn's
+   * transaction: head (seq - 1, h) -> (seq, next(h, digest)). */
   rc = parley__node_tx(n);
   if (rc == PARLEY_OK)
-    rc = parley_store_next_seq(n->store, channel, &seq);
+    rc = parley_store_chain_head(n->store, channel, &seq, chain);
+  if (rc == PARLEY_OK) {
+    memset(&cm, 0, sizeof cm);
+    cm.publisher = n->id.pk;
+    cm.channel = channel;
+    cm.channel_len = strlen(channel);
+    cm.seq = ++seq;
+    cm.ts_ms = (uint64_t)now;
+    cm.flags = flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
+    cm.body = body;
+    cm.body_len = len;
+    rc = parley_chain_digest(&cm, digest);
+  }
+  if (rc == PARLEY_OK) {
+    parley_chain_next(chain, digest, chain);
+    rc = parley_store_chain_advance(n->store, channel, seq, chain);
+  }
   if (rc < 0) {
     ackwait_free(w);
     return rc;
@@ -264,6 +287,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   m.body_len = len;
   m.outgoing = 1;
   m.stored_ms = now;
+  m.chain = chain;
   rc = parley_store_put_message(n->store, &m, &rowid);
   if (rc < 0) {
     ackwait_free(w);
@@ -320,6 +344,8 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   n->m.bytes_published += len;
   if (w->direct)
     n->m.direct_sent++;
+  /* After the MSG frames, so a checkpoint never overtakes its message. */
+  parley__sync_published(n, channel, seq, chain);
 
   if (!ack_mode || nrcpt == 0) {
     finish(n, w, 0);
@@ -487,7 +513,7 @@ void parley__flush_acks(struct parley_node *n) {
   for (size_t i = 0; i < n->nacks; i++) {
     struct ack_out *a = &n->acks[i];
     struct rpeer *p = parley__node_peer(n, a->to, 0);
-    struct parley_link *l = p ? peer_link(p) : NULL;
+    struct parley_link *l = p ? parley__peer_link(p) : NULL;
     struct parley_frame f;
 
     if (l == NULL)
@@ -505,6 +531,13 @@ void parley__flush_acks(struct parley_node *n) {
   n->nacks = 0;
 }
 
+static int chain_is_zero(const uint8_t *c) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < PARLEY_CHAIN_HASH; i++)
+    acc |= c[i];
+  return acc == 0;
+}
+
 static void on_msg(struct parley_node *n, struct plink *pl,
                    const struct parley_frame *f) {
   struct rpeer *p = pl->peer;
@@ -514,8 +547,8 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   int64_t now;
   int rc = PARLEY_OK, ack = (f->u.msg.flags & PARLEY_MSG_ACK_REQ) != 0;
 
-  /* Only publishers deliver their own messages in this version; relays
-   * come with signed batches (a later issue). */
+  /* A MSG comes from its publisher only; relayed messages travel in
+   * SYNC_BATCH frames with the publisher's signed checkpoint (sync.c). */
   if (memcmp(f->u.msg.publisher, p->pk, 32) != 0) {
     parley_link_fail(pl->link, 0, PARLEY_EAUTH,
                      "publisher key differs from the link's");
@@ -566,6 +599,9 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   m.body_len = f->u.msg.body_len;
   m.outgoing = 0;
   m.stored_ms = now;
+  /* Kept so that this node can relay the message later; all zeros is
+   * "no chain value". */
+  m.chain = chain_is_zero(f->u.msg.chain) ? NULL : f->u.msg.chain;
   rc = parley__node_tx(n);
   if (rc == PARLEY_OK)
     rc = parley_store_put_message(n->store, &m, &m.rowid);
@@ -695,6 +731,7 @@ static void pl_open(struct parley_link *l) {
              parley_link_peername(l));
   send_pending(n, p);
   parley__outbox_kick_peer(n, p);
+  parley__sync_link_open(n, p);
 }
 
 static void pl_frame(struct parley_link *l, const struct parley_frame *f) {
@@ -721,7 +758,16 @@ static void pl_frame(struct parley_link *l, const struct parley_frame *f) {
   }
   case PARLEY_FRAME_PONG:
     break;
+  case PARLEY_FRAME_CHAIN_SIG:
+  case PARLEY_FRAME_SYNC_QUERY:
+  case PARLEY_FRAME_SYNC_SUMMARY:
+  case PARLEY_FRAME_SYNC_FETCH:
+  case PARLEY_FRAME_SYNC_BATCH:
+    parley__sync_frame(n, pl, f);
+    break;
   case PARLEY_FRAME_ERROR:
+    if (parley__sync_error(n, pl, f))
+      break;
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "peer %s says: %s (%.*s)",
                pl->peer->id, parley_strerror(-(int)f->u.error.code),
                (int)f->u.error.text.len, f->u.error.text.ptr);

@@ -301,6 +301,7 @@ static void on_registered(struct parley_node *n, struct icreq *q, int rc,
   parley_map_iter_init(&it, &n->routes);
   while ((e = parley_map_iter_next(&it)) != NULL)
     send_watch(n, e->value);
+  parley__sync_registered(n);
 }
 
 static void send_register(struct parley_node *n) {

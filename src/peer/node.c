@@ -339,6 +339,7 @@ static int start(struct parley_node *n) {
   uv_timer_start(&n->outbox_timer, parley__outbox_timer_cb, OUTBOX_TICK_MS,
                  OUTBOX_TICK_MS);
   uv_timer_start(&n->maint_timer, maint_cb, MAINT_TICK_MS, MAINT_TICK_MS);
+  parley__sync_start(n);
   parley__ic_start(n);
   PARLEY_LOG(&n->log, PARLEY_LOG_INFO,
              "peer %s listening on %s, API on %s, %llu queued in outbox",
@@ -432,6 +433,7 @@ void parley_node_free(struct parley_node *n) {
   if (n == NULL || n->closing)
     return;
   n->closing = 1;
+  parley__sync_stop(n);
   parley__ic_stop(n);
   parley__ackwait_cancel_all(n);
   parley__api_close_streams(n);

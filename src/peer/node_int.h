@@ -1,8 +1,9 @@
 /*
  * node_int.h — the peer node's internal state, shared by node.c (life
  * cycle, turn-end commit), index_client.c (registration, subscriptions,
- * routes), delivery.c (publish, receive, acks, outbox) and api.c (the HTTP
- * API).  Nothing outside src/peer/ includes this file.
+ * routes), delivery.c (publish, receive, acks, outbox), sync.c and
+ * sync_relay.c (hash-chain checkpoints and anti-entropy) and api.c (the
+ * HTTP API).  Nothing outside src/peer/ includes this file.
  */
 #ifndef PARLEY_PEER_NODE_INT_H
 #define PARLEY_PEER_NODE_INT_H
@@ -34,6 +35,10 @@ struct plink {
   struct rpeer *peer; /* NULL until the remote key is known */
   struct plink *prev, *next; /* in rpeer->links */
   int open;
+  /* Token bucket for the sync requests this link may make of us
+   * (sync_relay.c): milli-tokens, and when it was last refilled. */
+  uint32_t sync_tokens;
+  uint64_t sync_refill_ms;
 };
 
 /* Queued fire-and-forget message for a peer whose link is not open yet. */
@@ -146,6 +151,10 @@ struct node_metrics {
   uint64_t acks_sent, acks_received, retries, expired, rejected;
   uint64_t bytes_published, bytes_received;
   uint64_t index_failovers, index_errors, async_dropped;
+  /* anti-entropy (sync.c): messages stored from verified relayed batches,
+   * relayed batches and checkpoints refused (bad chain or signature),
+   * messages served to others, checkpoints this node signed */
+  uint64_t sync_messages, sync_rejected, sync_served, checkpoints_signed;
   struct parley_histogram delivery_latency; /* receiver: now - ts */
   struct parley_histogram ack_latency;      /* publisher: publish -> ack */
 };
@@ -194,6 +203,7 @@ struct parley_node {
   uint64_t outbox_depth;
 
   uv_timer_t outbox_timer, maint_timer;
+  struct parley_sync *sync;           /* sync.c; NULL when not running */
   struct node_metrics m;
   int handles_open;
 };
@@ -226,6 +236,53 @@ void parley__outbox_kick_peer(struct parley_node *n, struct rpeer *p);
 void parley__flush_acks(struct parley_node *n);
 void parley__ackwait_cancel_all(struct parley_node *n);
 void parley__rpeer_free(struct rpeer *p);
+/* The preferred open link to a peer, or NULL. */
+struct parley_link *parley__peer_link(const struct rpeer *p);
+
+/* sync.c: the publisher's checkpoints and the requester's side of
+ * anti-entropy (docs/PROTOCOL.md section 14). */
+struct parley_sync;
+/* Starts checkpointing and periodic anti-entropy; signs what a previous
+ * run left unsigned.  Failure only disables sync (logged). */
+void parley__sync_start(struct parley_node *n);
+/* Signs what is unsigned, ends sessions, closes the timers (the state is
+ * freed from their close callbacks).  Safe when sync never started. */
+void parley__sync_stop(struct parley_node *n);
+/* The node (re)registered with the index: every subscribed topic is due
+ * for anti-entropy now. */
+void parley__sync_registered(struct parley_node *n);
+/* An API subscribe (subscribe != 0) makes the topic due for anti-entropy
+ * now; an unsubscribe does nothing. */
+void parley__sync_subscribed(struct parley_node *n, const char *topic,
+                             int subscribe);
+/* A link to p opened: sessions waiting for it ask their question, and a
+ * publisher hands p its latest checkpoints of the topics p subscribes to. */
+void parley__sync_link_open(struct parley_node *n, struct rpeer *p);
+/* This node stored its own message seq on channel with chain value
+ * chain (in the current transaction); signs a checkpoint when due. */
+void parley__sync_published(struct parley_node *n, const char *channel,
+                            uint64_t seq, const uint8_t chain[32]);
+/* CHAIN_SIG and SYNC_* frames from a peer link. */
+void parley__sync_frame(struct parley_node *n, struct plink *pl,
+                        const struct parley_frame *f);
+/* An ERROR frame from a peer link; returns 1 if it answered one of our
+ * sync requests (then handled), else 0. */
+int parley__sync_error(struct parley_node *n, struct plink *pl,
+                       const struct parley_frame *f);
+/* The requester's half of SYNC_SUMMARY / SYNC_BATCH (sync.c). */
+void parley__sync_on_summary(struct parley_node *n, struct plink *pl,
+                             const struct parley_frame *f);
+void parley__sync_on_batch(struct parley_node *n, struct plink *pl,
+                           const struct parley_frame *f);
+
+/* sync_relay.c: answering SYNC_QUERY and SYNC_FETCH from our store. */
+void parley__sync_serve_query(struct parley_node *n, struct plink *pl,
+                              const struct parley_frame *f);
+void parley__sync_serve_fetch(struct parley_node *n, struct plink *pl,
+                              const struct parley_frame *f);
+/* Sends one opaque frame (CHAIN_SIG, SYNC_*) of payload len bytes. */
+int parley__sync_send(struct parley_link *l, uint8_t type,
+                      const uint8_t *payload, size_t len);
 
 /* api.c */
 void parley__api_handler(void *ctx, struct parley_http_req *r);

@@ -3,7 +3,8 @@
  * notes in docs/internals/STORE.md).  This file opens, configures, migrates
  * and closes the database and owns the statement cache, the error path and
  * transactions; store_msg.c holds messages and history queries,
- * store_state.c the sequence counters, outbox, subscriptions and peer cache.
+ * store_state.c the sequence counters, outbox, subscriptions and peer cache,
+ * store_chain.c the hash chains, checkpoints and anti-entropy queries.
  *
  * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
  * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,
@@ -135,6 +136,27 @@ static const char *const migrations[] = {
     "  last_seen INTEGER NOT NULL\n"
     ");\n"
     "PRAGMA user_version = 1;\n",
+    /* 2: hash chains (crypto/chain.h) for verifiable relaying.  Each
+     * message keeps the publisher's chain value after it; seqs keeps this
+     * peer's own head (chain_seq says which seq the value belongs to, so a
+     * head that fell behind `next` reads as "no value"); chain_sigs keeps
+     * signed checkpoints of every publisher, indexed by channel for the
+     * anti-entropy summary. */
+    "ALTER TABLE messages ADD COLUMN chain BLOB\n"
+    "  CHECK (chain IS NULL OR length(chain) = 32);\n"
+    "ALTER TABLE seqs ADD COLUMN chain BLOB\n"
+    "  CHECK (chain IS NULL OR length(chain) = 32);\n"
+    "ALTER TABLE seqs ADD COLUMN chain_seq INTEGER;\n"
+    "CREATE TABLE chain_sigs (\n"
+    "  publisher BLOB NOT NULL CHECK (length(publisher) = 32),\n"
+    "  channel TEXT NOT NULL CHECK (length(channel) > 0),\n"
+    "  seq INTEGER NOT NULL CHECK (seq > 0),\n"
+    "  hash BLOB NOT NULL CHECK (length(hash) = 32),\n"
+    "  sig BLOB NOT NULL CHECK (length(sig) = 64),\n"
+    "  PRIMARY KEY (publisher, channel, seq)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX chain_sigs_channel ON chain_sigs (channel, publisher, seq);\n"
+    "PRAGMA user_version = 2;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -269,6 +291,10 @@ int parley__store_read_msg(struct parley_store *s, sqlite3_stmt *st, int c,
     m->body = empty; /* empty blob: give callers a valid pointer */
   m->outgoing = sqlite3_column_int(st, c + 7) != 0;
   m->stored_ms = sqlite3_column_int64(st, c + 8);
+  m->chain = sqlite3_column_blob(st, c + 9);
+  if (m->chain != NULL && sqlite3_column_bytes(st, c + 9) != 32)
+    return parley__store_fail(s, PARLEY_ESTORE, "read message",
+                              "bad chain column");
   return PARLEY_OK;
 }
 

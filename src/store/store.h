@@ -6,6 +6,11 @@
  * the per-channel sequence counters of what this peer publishes, its
  * subscriptions, and a cache of peers it has seen.
  *
+ * Since schema version 2 it also keeps the hash chain that makes relayed
+ * messages verifiable (crypto/chain.h): each message's chain value, this
+ * peer's own chain head per channel, and the signed checkpoints of every
+ * publisher it has seen; plus the range queries anti-entropy needs.
+ *
  * A "channel" is a topic name, or "@" + recipient id for direct messages.
  * A message is identified by (publisher, channel, seq); storing the same id
  * twice is refused with PARLEY_EEXIST, which is how receivers de-duplicate.
@@ -43,6 +48,9 @@ struct parley_msg {
   size_t body_len;
   int outgoing;           /* 1 if this peer published it */
   int64_t stored_ms;      /* local clock when stored */
+  const uint8_t *chain;   /* 32 bytes: the publisher's hash-chain value
+                             after this message (crypto/chain.h), or NULL
+                             (none known, e.g. stored before schema v2) */
 };
 
 struct parley_query {
@@ -183,6 +191,113 @@ PARLEY_NODISCARD int parley_store_sub_remove(struct parley_store *s,
 PARLEY_NODISCARD int parley_store_sub_list(struct parley_store *s,
                                            parley_store_str_cb cb, void *ctx)
     PARLEY_NONNULL(1, 2);
+
+/* ---- Hash chains and anti-entropy (schema v2) ---- */
+
+/* A signed checkpoint of a publisher's chain: hash is h(seq) on channel and
+ * sig the publisher's signature over it (crypto/chain.h).  For
+ * parley_store_checkpoint_put every pointer is borrowed for the call. */
+struct parley_store_checkpoint {
+  const uint8_t *publisher; /* 32 */
+  const char *channel;
+  size_t channel_len;
+  uint64_t seq;             /* >= 1 */
+  const uint8_t *hash;      /* 32 */
+  const uint8_t *sig;       /* 64 */
+};
+
+/* One publisher of a topic as parley_store_sync_summary reports it. */
+typedef int (*parley_store_summary_cb)(void *ctx, const uint8_t publisher[32],
+                                       uint64_t max_seq, uint64_t signed_seq);
+/* One of this peer's own channels as parley_store_chain_heads reports it. */
+typedef int (*parley_store_head_cb)(void *ctx, const char *channel,
+                                    uint64_t seq, const uint8_t hash[32]);
+
+/* This peer's chain head on channel: OUT: *seq = the last sequence number
+ * allocated on it (0 if none), hash = h(*seq), or 32 zero bytes when the
+ * chain has no value there (nothing published yet, or published before
+ * schema v2: the chain then restarts from zeros).  The next message is
+ * *seq + 1. */
+PARLEY_NODISCARD int parley_store_chain_head(struct parley_store *s,
+                                             const char *channel,
+                                             uint64_t *seq, uint8_t hash[32])
+    PARLEY_NONNULL(1, 2, 3, 4);
+/* Moves this peer's head on channel to (seq, hash) and allocates seq, only
+ * if the head was at seq - 1 (compare-and-set; PARLEY_EINVAL otherwise, and
+ * nothing changes).  Meant to run in the transaction that stores message
+ * seq, so that the sequence number, the message and the head move
+ * together.  parley_store_next_seq does not keep the head: use one or the
+ * other on a channel. */
+PARLEY_NODISCARD int parley_store_chain_advance(struct parley_store *s,
+                                                const char *channel,
+                                                uint64_t seq,
+                                                const uint8_t hash[32])
+    PARLEY_NONNULL(1, 2, 4);
+/* Calls cb for each of this peer's channels whose head has a chain value,
+ * in channel order.  cb returning non-zero stops the walk (that value is
+ * returned). */
+PARLEY_NODISCARD int parley_store_chain_heads(struct parley_store *s,
+                                              parley_store_head_cb cb,
+                                              void *ctx) PARLEY_NONNULL(1, 2);
+/* The chain value after message seq of publisher on channel: the stored
+ * message's chain value, else a stored checkpoint at exactly seq.  A
+ * message stored without one (before schema v2) gives 32 zero bytes.
+ * PARLEY_ENOTFOUND if neither is stored.  OUT: hash. */
+PARLEY_NODISCARD int parley_store_chain_at(struct parley_store *s,
+                                           const uint8_t publisher[32],
+                                           const char *channel, uint64_t seq,
+                                           uint8_t hash[32])
+    PARLEY_NONNULL(1, 2, 3, 5);
+
+/* Stores a checkpoint (not verified here: the caller verifies first).
+ * PARLEY_EEXIST if one for (publisher, channel, seq) is already stored
+ * (the stored one is kept). */
+PARLEY_NODISCARD int parley_store_checkpoint_put(
+    struct parley_store *s, const struct parley_store_checkpoint *cp)
+    PARLEY_NONNULL(1, 2);
+/* Finds a checkpoint of publisher on channel with lo <= seq <= hi: the
+ * lowest such seq, or the highest when newest is non-zero.
+ * PARLEY_ENOTFOUND if there is none.  OUT: *seq, hash, sig (may be NULL). */
+PARLEY_NODISCARD int parley_store_checkpoint_find(struct parley_store *s,
+                                                  const uint8_t publisher[32],
+                                                  const char *channel,
+                                                  uint64_t lo, uint64_t hi,
+                                                  int newest, uint64_t *seq,
+                                                  uint8_t hash[32],
+                                                  uint8_t sig[64])
+    PARLEY_NONNULL(1, 2, 3, 7);
+
+/* For each publisher with at least one checkpoint on channel (at most
+ * limit publishers, 0 = all, ordered by key): the highest message seq
+ * stored (0 if none) and the highest checkpoint seq stored.  Costs one
+ * index probe per publisher. */
+PARLEY_NODISCARD int parley_store_sync_summary(struct parley_store *s,
+                                               const char *channel,
+                                               uint32_t limit,
+                                               parley_store_summary_cb cb,
+                                               void *ctx)
+    PARLEY_NONNULL(1, 2, 4);
+/* The first run of sequence numbers in [from, to] for which no message of
+ * publisher on channel is stored.  OUT: *gap_from, *gap_to (inclusive).
+ * PARLEY_ENOTFOUND when every seq in the range is stored; PARLEY_EINVAL if
+ * from is 0 or to < from.  The walk is linear in the stored run before the
+ * gap. */
+PARLEY_NODISCARD int parley_store_seq_gap(struct parley_store *s,
+                                          const uint8_t publisher[32],
+                                          const char *channel, uint64_t from,
+                                          uint64_t to, uint64_t *gap_from,
+                                          uint64_t *gap_to)
+    PARLEY_NONNULL(1, 2, 3, 6, 7);
+/* Calls cb for the stored messages of publisher on channel with from <=
+ * seq <= to, in seq order (at most limit, 0 = all).  cb returning non-zero
+ * stops the walk (that value is returned). */
+PARLEY_NODISCARD int parley_store_seq_range(struct parley_store *s,
+                                            const uint8_t publisher[32],
+                                            const char *channel,
+                                            uint64_t from, uint64_t to,
+                                            uint32_t limit,
+                                            parley_store_msg_cb cb, void *ctx)
+    PARLEY_NONNULL(1, 2, 3, 7);
 
 /* Peer cache: the last address and name seen for a key, and when. */
 PARLEY_NODISCARD int parley_store_peer_seen(struct parley_store *s,

@@ -24,7 +24,8 @@
 
 /* The columns of a message row, in the order parley__store_read_msg reads. */
 #define STORE_MSG_COLS                                                         \
-  "rowid, publisher, channel, seq, ts, flags, body, outgoing, stored"
+  "rowid, publisher, channel, seq, ts, flags, body, outgoing, stored, chain"
+#define STORE_MSG_NCOLS 10
 
 /* Every fixed statement, prepared once at open and reused.  SQL text is
  * constant; values are bound.  */
@@ -34,7 +35,8 @@
   X(COMMIT, "COMMIT")                                                          \
   X(ROLLBACK, "ROLLBACK")                                                      \
   X(PUT, "INSERT INTO messages (publisher, channel, seq, ts, flags, body,"     \
-         " outgoing, stored) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"          \
+         " outgoing, stored, chain)"                                           \
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                        \
          " ON CONFLICT (publisher, channel, seq) DO NOTHING RETURNING rowid")  \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
@@ -53,7 +55,7 @@
   X(OB_FOR_IDS, "SELECT id FROM outbox WHERE recipient = ?1 ORDER BY id")      \
   X(OB_ROW, "SELECT o.id, o.msg_rowid, o.recipient, o.attempts, o.next_try,"   \
             " o.created, m.rowid, m.publisher, m.channel, m.seq, m.ts,"        \
-            " m.flags, m.body, m.outgoing, m.stored"                           \
+            " m.flags, m.body, m.outgoing, m.stored, m.chain"                  \
             " FROM outbox o JOIN messages m ON m.rowid = o.msg_rowid"          \
             " WHERE o.id = ?1")                                                \
   X(OB_RESCHED, "UPDATE outbox SET attempts = ?2, next_try = ?3"               \
@@ -71,7 +73,45 @@
                " addr = coalesce(excluded.addr, addr),"                        \
                " name = coalesce(excluded.name, name),"                        \
                " last_seen = max(last_seen, excluded.last_seen)")              \
-  X(PEER_GET, "SELECT addr, name, last_seen FROM peers WHERE pk = ?1")
+  X(PEER_GET, "SELECT addr, name, last_seen FROM peers WHERE pk = ?1")        \
+  X(CHAIN_HEAD, "SELECT next - 1, CASE WHEN chain_seq = next - 1 THEN chain"   \
+                " END FROM seqs WHERE channel = ?1")                           \
+  X(CHAIN_ADV_UPD, "UPDATE seqs SET next = ?2 + 1, chain = ?3,"                \
+                   " chain_seq = ?2 WHERE channel = ?1 AND next = ?2")         \
+  X(CHAIN_ADV_INS, "INSERT INTO seqs (channel, next, chain, chain_seq)"        \
+                   " VALUES (?1, 2, ?2, 1) ON CONFLICT (channel) DO NOTHING")  \
+  X(CHAIN_HEADS, "SELECT channel, chain_seq, chain FROM seqs"                  \
+                 " WHERE chain IS NOT NULL AND chain_seq = next - 1"           \
+                 " ORDER BY channel")                                          \
+  X(CHAIN_AT_MSG, "SELECT chain FROM messages"                                 \
+                  " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")       \
+  X(CP_AT, "SELECT hash FROM chain_sigs"                                       \
+           " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")              \
+  X(CP_PUT, "INSERT INTO chain_sigs (publisher, channel, seq, hash, sig)"      \
+            " VALUES (?1, ?2, ?3, ?4, ?5)"                                     \
+            " ON CONFLICT (publisher, channel, seq) DO NOTHING")               \
+  X(CP_FIRST, "SELECT seq, hash, sig FROM chain_sigs WHERE publisher = ?1"     \
+              " AND channel = ?2 AND seq >= ?3 AND seq <= ?4"                  \
+              " ORDER BY seq LIMIT 1")                                         \
+  X(CP_LAST, "SELECT seq, hash, sig FROM chain_sigs WHERE publisher = ?1"      \
+             " AND channel = ?2 AND seq >= ?3 AND seq <= ?4"                   \
+             " ORDER BY seq DESC LIMIT 1")                                     \
+  X(SUMMARY, "SELECT c.publisher, max(c.seq), coalesce((SELECT max(m.seq)"     \
+             " FROM messages m WHERE m.publisher = c.publisher"                \
+             " AND m.channel = ?1), 0) FROM chain_sigs c WHERE c.channel = ?1" \
+             " GROUP BY c.publisher ORDER BY c.publisher LIMIT ?2")            \
+  X(SEQ_HELD, "SELECT 1 FROM messages"                                         \
+              " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")           \
+  X(SEQ_GAP, "SELECT m.seq + 1 FROM messages m WHERE m.publisher = ?1"         \
+             " AND m.channel = ?2 AND m.seq >= ?3 AND m.seq < ?4"              \
+             " AND NOT EXISTS (SELECT 1 FROM messages x"                       \
+             "  WHERE x.publisher = ?1 AND x.channel = ?2"                      \
+             "  AND x.seq = m.seq + 1) ORDER BY m.seq LIMIT 1")                \
+  X(SEQ_NEXT, "SELECT min(seq) FROM messages WHERE publisher = ?1"             \
+              " AND channel = ?2 AND seq > ?3 AND seq <= ?4")                  \
+  X(SEQ_RANGE, "SELECT " STORE_MSG_COLS " FROM messages"                       \
+               " WHERE publisher = ?1 AND channel = ?2 AND seq >= ?3"          \
+               " AND seq <= ?4 ORDER BY seq LIMIT ?5")
 
 enum store_stmt {
 #define STORE_STMT_ENUM(name, sql) ST_##name,
@@ -138,7 +178,8 @@ PARLEY_NODISCARD int parley__store_step_i64(struct parley_store *s,
 PARLEY_NODISCARD int parley__store_count(struct parley_store *s,
                                          enum store_stmt id, const char *what,
                                          uint64_t *n) PARLEY_NONNULL(1, 3, 4);
-/* Fills *m from columns [c, c + 9) of the current row (STORE_MSG_COLS).
+/* Fills *m from columns [c, c + STORE_MSG_NCOLS) of the current row
+ * (STORE_MSG_COLS).
  * The pointers are SQLite's, valid until the next step or reset. */
 PARLEY_NODISCARD int parley__store_read_msg(struct parley_store *s,
                                             sqlite3_stmt *st, int c,

@@ -37,6 +37,10 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
   src = bind_i64(src, r.st, 7, m->outgoing != 0);
   src = bind_i64(src, r.st, 8,
                  m->stored_ms != 0 ? m->stored_ms : parley_now_ms());
+  if (src == SQLITE_OK && m->chain == NULL)
+    src = sqlite3_bind_null(r.st, 9);
+  else
+    src = bind_blob(src, r.st, 9, m->chain, 32);
   if (src != SQLITE_OK)
     rc = parley__store_fail_sql(s, src, "put_message");
   else

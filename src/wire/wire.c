@@ -307,6 +307,7 @@ static int decode_payload(struct rd *r, struct parley_frame *f) {
     bad |= rd_u32(r, &f->u.msg.body_len);
     if (!bad)
       bad |= rd_bytes(r, f->u.msg.body_len, &f->u.msg.body);
+    bad |= rd_key(r, &f->u.msg.chain);
     if (f->u.msg.flags & ~PARLEY_MSG_FLAGS_ALL)
       bad = 1;
     break;
@@ -551,6 +552,9 @@ static int wr_list(struct wr *w, enum list_kind kind,
   return PARLEY_OK;
 }
 
+/* What a MSG without a chain value carries in its chain field. */
+static const uint8_t no_chain[PARLEY_WIRE_KEY];
+
 /* Emits type + payload of f (validating as it goes). */
 static int emit(struct wr *w, const struct parley_frame *f) {
   int rc = PARLEY_OK;
@@ -640,6 +644,10 @@ static int emit(struct wr *w, const struct parley_frame *f) {
     wr_u64(w, f->u.msg.ts_ms);
     wr_u32(w, f->u.msg.body_len);
     wr_bytes(w, f->u.msg.body, f->u.msg.body_len);
+    if (f->u.msg.chain != NULL)
+      rc = wr_key(w, f->u.msg.chain);
+    else
+      wr_bytes(w, no_chain, PARLEY_WIRE_KEY);
     break;
   case PARLEY_FRAME_ACK:
     if ((rc = wr_key(w, f->u.ack.publisher)) < 0 ||

@@ -188,7 +188,9 @@ struct parley_frame {
       struct parley_wire_list list;
     } list;
     /* MSG: u8 flags, key publisher, str8 channel, u64 seq, u64 ts_ms,
-     * u32 body_len, body */
+     * u32 body_len, body, key chain.  chain is the publisher's hash-chain
+     * value after this message (crypto/chain.h); all zeros means "none".
+     * Encoding a NULL chain writes 32 zero bytes. */
     struct {
       uint8_t flags;
       const uint8_t *publisher;
@@ -197,6 +199,7 @@ struct parley_frame {
       uint64_t ts_ms;
       const uint8_t *body;
       uint32_t body_len;
+      const uint8_t *chain;
     } msg;
     /* RAFT_*, CHAIN_SIG, SYNC_*: the payload bytes, for a sub-codec. */
     struct {

@@ -240,3 +240,139 @@ def main():
     print("%d passed, %d failed, %d skipped" % (passed, failed,
                                                  len(result.skipped)))
     sys.exit(0 if failed == 0 else 1)
+
+
+# ---- clusters of parley-index (test_cluster.py) ------------------------------
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1: bound together to port 0,
+    then released (a small race remains; good enough on a test machine)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def cluster_key(path=None):
+    """Writes a fresh cluster key file (mode 0600) with `parley-index cluster
+    keygen --out`; returns its path."""
+    path = path or os.path.join(tmpdir("parley-key-"), "cluster.key")
+    subprocess.run([os.path.join(BIN, "parley-index"), "cluster", "keygen",
+                    "--out", path], check=True, timeout=10)
+    return path
+
+
+class ClusterNode(Proc):
+    """One parley-index cluster member on fixed ports (so that it can be
+    restarted on the same addresses and data directory)."""
+
+    def __init__(self, node_id, members, key, ports, data=None, join=False,
+                 lease=None, extra=(), name=None):
+        self.node_id = node_id
+        self.data = data or tmpdir("parley-node%d-" % node_id)
+        self.listen = "127.0.0.1:%d" % ports[0]
+        self.http = "127.0.0.1:%d" % ports[1]
+        self.raft = dict(members)[node_id]
+        argv = [os.path.join(BIN, "parley-index"), "--id", str(node_id),
+                "--cluster", ",".join("%d=%s" % m for m in members),
+                "--cluster-key", key, "--listen", self.listen,
+                "--http", self.http, "--data", self.data]
+        if join:
+            argv.append("--join")
+        if lease:
+            argv += ["--lease", str(lease)]
+        argv += list(extra)
+        super().__init__(argv, name or "node%d" % node_id)
+        self.id = self.fields.get("id")
+
+    def restart(self):
+        if "--join" in self.argv:
+            self.argv.remove("--join")  # it is a member now
+        self.start()
+
+    def get(self, path, timeout=5):
+        with urllib.request.urlopen("http://%s%s" % (self.http, path),
+                                    timeout=timeout) as r:
+            return r.read().decode()
+
+    def cluster(self):
+        return json.loads(self.get("/v1/cluster"))
+
+    def leader_id(self):
+        """The leader this node knows of, or 0."""
+        try:
+            leader = self.cluster().get("leader")
+        except Exception:  # noqa: BLE001 - down or starting
+            return 0
+        return leader["id"] if leader else 0
+
+    def topics(self):
+        return [json.loads(l) for l in self.get("/v1/topics").splitlines()
+                if l.strip()]
+
+    def peers(self):
+        return [json.loads(l) for l in self.get("/v1/peers").splitlines()
+                if l.strip()]
+
+    def metric(self, name):
+        for line in self.get("/metrics").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+
+class Cluster:
+    """n members on 127.0.0.1, bootstrapped together."""
+
+    def __init__(self, n=3, key=None, lease=None, extra=()):
+        self.key = key or cluster_key()
+        ports = free_ports(3 * n)
+        self.members = [(i + 1, "127.0.0.1:%d" % ports[3 * i + 2])
+                        for i in range(n)]
+        self.nodes = {}
+        self.lease = lease
+        self.extra = list(extra)
+        for i in range(n):
+            nid = i + 1
+            self.nodes[nid] = ClusterNode(
+                nid, self.members, self.key, ports[3 * i:3 * i + 2],
+                lease=lease, extra=self.extra)
+
+    def alive(self):
+        return [n for n in self.nodes.values() if n.alive()]
+
+    def index_arg(self):
+        return ",".join(n.listen for n in self.nodes.values())
+
+    def wait_leader(self, exclude=(), timeout=15.0):
+        """Waits until every live node names the same live leader (not in
+        exclude); returns that node."""
+        def agreed():
+            ids = {n.leader_id() for n in self.alive()}
+            if len(ids) == 1:
+                lid = ids.pop()
+                if lid and lid not in exclude and lid in self.nodes and \
+                        self.nodes[lid].alive():
+                    return self.nodes[lid]
+            return None
+        return wait_until(agreed, timeout, what="one agreed leader")
+
+    def add_node(self, nid, join=True):
+        ports = free_ports(3)
+        addr = "127.0.0.1:%d" % ports[2]
+        members = self.members + [(nid, addr)]
+        node = ClusterNode(nid, members, self.key, ports[:2], join=join,
+                           lease=self.lease, extra=self.extra)
+        self.nodes[nid] = node
+        return node, addr
+
+    def stop_all(self):
+        for n in self.nodes.values():
+            if n.alive():
+                n.stop()

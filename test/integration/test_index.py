@@ -334,7 +334,8 @@ class HttpTest(Base):
             self.assertEqual(body, b"")
 
     def test_404_and_405_are_json(self):
-        for path in ("/", "/nope", "/v1/status/x", "/metrics?x=1x"):
+        for path in ("/", "/nope", "/v1/status/x", "/metrics?x=1x",
+                     "/v1/cluster", "/v1/cluster/add"):
             status, ctype, body = self.ix.get(path)
             if path.startswith("/metrics?"):
                 self.assertEqual(status, 200)  # a query does not change it

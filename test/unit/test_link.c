@@ -656,6 +656,36 @@ static void test_big_body(void **state) {
   assert_int_equal(sa.order_ok, 1);
 }
 
+/* The channel binding: the same 64 bytes at both ends of one link, not all
+ * zeros, and different on a second link between the same two keys. */
+static void test_channel_binding(void **state) {
+  static const uint8_t zero[PARLEY_LINK_BINDING_LEN];
+  uint8_t first[PARLEY_LINK_BINDING_LEN];
+  uint16_t port;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_INDEX, NULL);
+  side_net(&sb, &id_b, "cli", PARLEY_ROLE_INDEX, NULL);
+  port = side_listen(&sa);
+  side_dial(&sb, port, id_a.pk);
+  /* Before the handshake the binding is all zeros. */
+  assert_memory_equal(parley_link_binding(sb.link), zero, sizeof zero);
+  WAIT_FOR(sa.opens == 1 && sb.opens == 1);
+  assert_int_equal(sa.opens, 1);
+  assert_int_equal(sb.opens, 1);
+  assert_memory_equal(parley_link_binding(sa.link),
+                      parley_link_binding(sb.link), PARLEY_LINK_BINDING_LEN);
+  assert_memory_not_equal(parley_link_binding(sa.link), zero, sizeof zero);
+  memcpy(first, parley_link_binding(sa.link), sizeof first);
+
+  /* A second link between the same identities gets a fresh binding. */
+  sa.opens = sb.opens = 0;
+  open_pair(&sa, &sb, port);
+  assert_memory_equal(parley_link_binding(sa.link),
+                      parley_link_binding(sb.link), PARLEY_LINK_BINDING_LEN);
+  assert_memory_not_equal(parley_link_binding(sa.link), first, sizeof first);
+}
+
 static void test_expected_pk_mismatch(void **state) {
   uint16_t port;
 
@@ -1085,6 +1115,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
       T(test_open_and_exchange),
       T(test_big_body),
+      T(test_channel_binding),
       T(test_expected_pk_mismatch),
       T(test_connect_refused),
       T(test_garbage_then_normal),

@@ -183,13 +183,13 @@ static struct got run_query(struct parley_store *s,
 static void test_open_migrates_once(void **state) {
   struct fx *f = *state;
 
-  assert_int_equal(parley_store_schema_version(f->s), 1);
-  assert_int_equal(parley__store_schema_latest(), 1);
-  assert_int_equal(parley__store_migrations_applied(f->s), 1);
+  assert_int_equal(parley_store_schema_version(f->s), 2);
+  assert_int_equal(parley__store_schema_latest(), 2);
+  assert_int_equal(parley__store_migrations_applied(f->s), 2);
   put(f->s, 1, "news", 1, 10, 0, "kept across reopen");
   reopen(f);
   assert_int_equal(parley__store_migrations_applied(f->s), 0);
-  assert_int_equal(parley_store_schema_version(f->s), 1);
+  assert_int_equal(parley_store_schema_version(f->s), 2);
   {
     uint64_t n = 0;
     assert_int_equal(parley_store_count_messages(f->s, &n), PARLEY_OK);
@@ -197,7 +197,7 @@ static void test_open_migrates_once(void **state) {
   }
   parley_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
   assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x50524c59);
   {
     sqlite3 *db;
@@ -221,14 +221,14 @@ static void test_open_refuses_newer_schema(void **state) {
 
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "PRAGMA user_version = 2");
+  raw_exec(f->path, "PRAGMA user_version = 3");
   before = f->warnings;
   assert_int_equal(parley_store_open(f->path, &f->log, &s2), PARLEY_ESTORE);
   assert_null(s2);
   assert_true(f->warnings > before); /* the refusal was logged */
   /* Nothing was touched: the version is still the newer one. */
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
-  raw_exec(f->path, "PRAGMA user_version = 1");
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+  raw_exec(f->path, "PRAGMA user_version = 2");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
 }
 
@@ -880,7 +880,8 @@ static void test_seq_monotonic_persistent(void **state) {
   /* The end of the sequence space is an error, not a wrap. */
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "INSERT INTO seqs VALUES ('end', 9223372036854775807)");
+  raw_exec(f->path, "INSERT INTO seqs (channel, next)"
+                    " VALUES ('end', 9223372036854775807)");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
   assert_int_equal(parley_store_next_seq(f->s, "end", &v), PARLEY_ERANGE);
 }
@@ -1419,6 +1420,510 @@ static void test_out_of_memory(void **state) {
   assert_int_equal(g.n, 1);
 }
 
+
+/* ---- Hash chains and anti-entropy (schema v2) ---------------------------- */
+
+static void hash_of(uint8_t h[32], uint8_t n) { memset(h, n, 32); }
+
+/* Stores a message with a chain value (NULL chain: none). */
+static void put_chained(struct parley_store *s, uint8_t pub, const char *ch,
+                        uint64_t seq, const uint8_t *chain, const char *body) {
+  uint8_t k[32];
+  struct parley_msg m;
+
+  key(k, pub);
+  memset(&m, 0, sizeof m);
+  m.publisher = k;
+  m.channel = ch;
+  m.channel_len = strlen(ch);
+  m.seq = seq;
+  m.ts_ms = (int64_t)seq * 10;
+  m.body = (const uint8_t *)body;
+  m.body_len = strlen(body);
+  m.stored_ms = 1;
+  m.chain = chain;
+  assert_int_equal(parley_store_put_message(s, &m, NULL), PARLEY_OK);
+}
+
+struct heads {
+  size_t n;
+  char channel[8][16];
+  uint64_t seq[8];
+  uint8_t first[8]; /* first byte of the hash */
+};
+
+static int head_collect(void *ctx, const char *channel, uint64_t seq,
+                        const uint8_t hash[32]) {
+  struct heads *h = ctx;
+  assert_true(h->n < 8);
+  snprintf(h->channel[h->n], sizeof h->channel[0], "%s", channel);
+  h->seq[h->n] = seq;
+  h->first[h->n] = hash[0];
+  h->n++;
+  return 0;
+}
+
+static void test_chain_head_advance(void **state) {
+  struct fx *f = *state;
+  uint8_t h1[32], h2[32], got[32], zero[32];
+  uint64_t seq = 99, v = 0;
+  struct heads hs;
+
+  hash_of(h1, 0x11);
+  hash_of(h2, 0x22);
+  memset(zero, 0, sizeof zero);
+  /* Nothing published yet: (0, zeros). */
+  memset(got, 0xee, sizeof got);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 0);
+  assert_memory_equal(got, zero, 32);
+  /* Compare-and-set: only seq 1 fits an empty head. */
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 2, h2),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 1, h1), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 1, h1),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 3, h2),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 1);
+  assert_memory_equal(got, h1, 32);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 2, h2), PARLEY_OK);
+  reopen(f);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 2);
+  assert_memory_equal(got, h2, 32);
+  /* next_seq shares the counter but not the chain: the head then has no
+   * value and the next chained message starts from zeros. */
+  assert_int_equal(parley_store_next_seq(f->s, "news", &v), PARLEY_OK);
+  assert_int_equal(v, 3);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 3);
+  assert_memory_equal(got, zero, 32);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 4, h1), PARLEY_OK);
+  assert_int_equal(parley_store_next_seq(f->s, "news", &v), PARLEY_OK);
+  assert_int_equal(v, 5); /* the advance allocated 4 */
+  /* Heads with a value, in channel order. */
+  assert_int_equal(parley_store_chain_advance(f->s, "alpha", 1, h2),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "zulu", 1, h1), PARLEY_OK);
+  memset(&hs, 0, sizeof hs);
+  assert_int_equal(parley_store_chain_heads(f->s, head_collect, &hs),
+                   PARLEY_OK);
+  assert_int_equal(hs.n, 2); /* "news" is at 5 without a value */
+  assert_string_equal(hs.channel[0], "alpha");
+  assert_int_equal(hs.seq[0], 1);
+  assert_int_equal(hs.first[0], 0x22);
+  assert_string_equal(hs.channel[1], "zulu");
+  assert_int_equal(hs.first[1], 0x11);
+  /* A rolled-back advance leaves the head where it was. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "zulu", 2, h2), PARLEY_OK);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_head(f->s, "zulu", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 1);
+  assert_memory_equal(got, h1, 32);
+  /* Bad arguments. */
+  assert_int_equal(parley_store_chain_head(f->s, "", &seq, got),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_chain_advance(f->s, "zulu", 0, h1),
+                   PARLEY_EINVAL);
+  assert_int_equal(
+      parley_store_chain_advance(f->s, "zulu", (uint64_t)INT64_MAX, h1),
+      PARLEY_EINVAL);
+}
+
+struct chain_seen {
+  int calls;
+  int have_chain;
+  uint8_t first;
+};
+
+static int see_chain(void *ctx, const struct parley_msg *m) {
+  struct chain_seen *c = ctx;
+  c->calls++;
+  c->have_chain = m->chain != NULL;
+  c->first = m->chain ? m->chain[0] : 0;
+  return 0;
+}
+
+static int ob_see_chain(void *ctx, const struct parley_outbox_entry *e,
+                        const struct parley_msg *m) {
+  (void)e;
+  return see_chain(ctx, m);
+}
+
+static void test_message_chain_readback(void **state) {
+  struct fx *f = *state;
+  uint8_t h[32], k[32], r1[32];
+  struct chain_seen c;
+  int64_t rowid = 0;
+  struct parley_msg m;
+
+  hash_of(h, 0x5a);
+  key(k, 3);
+  key(r1, 1);
+  put_chained(f->s, 3, "news", 1, h, "with");
+  put_chained(f->s, 3, "news", 2, NULL, "without");
+  memset(&c, 0, sizeof c);
+  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, see_chain, &c),
+                   PARLEY_OK);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(c.have_chain, 1);
+  assert_int_equal(c.first, 0x5a);
+  memset(&c, 0, sizeof c);
+  assert_int_equal(parley_store_get_message(f->s, k, "news", 2, see_chain, &c),
+                   PARLEY_OK);
+  assert_int_equal(c.have_chain, 0);
+  memset(&m, 0, sizeof m);
+  m.publisher = k;
+  m.channel = "news";
+  m.channel_len = 4;
+  m.seq = 3;
+  m.body = (const uint8_t *)"x";
+  m.body_len = 1;
+  m.chain = h;
+  assert_int_equal(parley_store_put_message(f->s, &m, &rowid), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, rowid, r1, 1), PARLEY_OK);
+  memset(&c, 0, sizeof c);
+  assert_int_equal(parley_store_outbox_for(f->s, r1, ob_see_chain, &c),
+                   PARLEY_OK);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(c.have_chain, 1);
+  assert_int_equal(c.first, 0x5a);
+}
+
+static void cp_put(struct parley_store *s, uint8_t pub, const char *ch,
+                   uint64_t seq, uint8_t hv, int want) {
+  uint8_t k[32], h[32], sig[64];
+  struct parley_store_checkpoint cp;
+
+  key(k, pub);
+  hash_of(h, hv);
+  memset(sig, hv ^ 0xff, sizeof sig);
+  memset(&cp, 0, sizeof cp);
+  cp.publisher = k;
+  cp.channel = ch;
+  cp.channel_len = strlen(ch);
+  cp.seq = seq;
+  cp.hash = h;
+  cp.sig = sig;
+  assert_int_equal(parley_store_checkpoint_put(s, &cp), want);
+}
+
+static void test_checkpoints(void **state) {
+  struct fx *f = *state;
+  uint8_t k[32], h[32], sig[64];
+  uint64_t seq = 0;
+  struct parley_store_checkpoint cp;
+
+  key(k, 7);
+  cp_put(f->s, 7, "news", 64, 0x40, PARLEY_OK);
+  cp_put(f->s, 7, "news", 128, 0x80, PARLEY_OK);
+  cp_put(f->s, 7, "news", 150, 0x96, PARLEY_OK);
+  cp_put(f->s, 7, "news", 64, 0x41, PARLEY_EEXIST); /* first one kept */
+  cp_put(f->s, 8, "news", 10, 0x0a, PARLEY_OK);
+  cp_put(f->s, 7, "other", 5, 0x05, PARLEY_OK);
+
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 1, 1000, 0,
+                                                &seq, h, sig),
+                   PARLEY_OK);
+  assert_int_equal(seq, 64);
+  assert_int_equal(h[0], 0x40);
+  assert_int_equal(sig[0], 0x40 ^ 0xff);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 1, 1000, 1,
+                                                &seq, h, NULL),
+                   PARLEY_OK);
+  assert_int_equal(seq, 150);
+  assert_int_equal(h[0], 0x96);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 65, 149, 0,
+                                                &seq, NULL, NULL),
+                   PARLEY_OK);
+  assert_int_equal(seq, 128);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 65, 149, 1,
+                                                &seq, NULL, NULL),
+                   PARLEY_OK);
+  assert_int_equal(seq, 128);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 64, 64, 1,
+                                                &seq, NULL, NULL),
+                   PARLEY_OK);
+  assert_int_equal(seq, 64);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 151,
+                                                UINT64_MAX, 0, &seq, NULL,
+                                                NULL),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 70, 60, 0,
+                                                &seq, NULL, NULL),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "nope", 1, 1000, 0,
+                                                &seq, NULL, NULL),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "", 1, 1000, 0, &seq,
+                                                NULL, NULL),
+                   PARLEY_EINVAL);
+  /* Validation. */
+  hash_of(h, 1);
+  memset(&cp, 0, sizeof cp);
+  cp.publisher = k;
+  cp.channel = "news";
+  cp.channel_len = 4;
+  cp.seq = 0;
+  cp.hash = h;
+  cp.sig = sig;
+  assert_int_equal(parley_store_checkpoint_put(f->s, &cp), PARLEY_EINVAL);
+  cp.seq = (uint64_t)INT64_MAX + 1;
+  assert_int_equal(parley_store_checkpoint_put(f->s, &cp), PARLEY_EINVAL);
+  cp.seq = 1;
+  cp.sig = NULL;
+  assert_int_equal(parley_store_checkpoint_put(f->s, &cp), PARLEY_EINVAL);
+  cp.sig = sig;
+  cp.channel_len = 0;
+  assert_int_equal(parley_store_checkpoint_put(f->s, &cp), PARLEY_EINVAL);
+  /* Persisted. */
+  reopen(f);
+  assert_int_equal(parley_store_checkpoint_find(f->s, k, "news", 1, 1000, 1,
+                                                &seq, NULL, NULL),
+                   PARLEY_OK);
+  assert_int_equal(seq, 150);
+}
+
+static void test_chain_at(void **state) {
+  struct fx *f = *state;
+  uint8_t k[32], h[32], got[32], zero[32];
+
+  key(k, 7);
+  memset(zero, 0, sizeof zero);
+  hash_of(h, 0x33);
+  put_chained(f->s, 7, "news", 3, h, "three");
+  put_chained(f->s, 7, "news", 4, NULL, "legacy");
+  cp_put(f->s, 7, "news", 9, 0x99, PARLEY_OK);
+  /* From the message row. */
+  assert_int_equal(parley_store_chain_at(f->s, k, "news", 3, got), PARLEY_OK);
+  assert_memory_equal(got, h, 32);
+  /* A message stored without a chain value gives zeros. */
+  memset(got, 0xee, sizeof got);
+  assert_int_equal(parley_store_chain_at(f->s, k, "news", 4, got), PARLEY_OK);
+  assert_memory_equal(got, zero, 32);
+  /* From a checkpoint when the message is not held. */
+  assert_int_equal(parley_store_chain_at(f->s, k, "news", 9, got), PARLEY_OK);
+  assert_int_equal(got[0], 0x99);
+  assert_int_equal(parley_store_chain_at(f->s, k, "news", 5, got),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_chain_at(f->s, k, "news", 0, got),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_chain_at(f->s, k, "other", 3, got),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_chain_at(f->s, k, "", 3, got), PARLEY_EINVAL);
+}
+
+static void gap(struct parley_store *s, const uint8_t *k, uint64_t from,
+                uint64_t to, int want, uint64_t g0, uint64_t g1) {
+  uint64_t a = 0, b = 0;
+  assert_int_equal(parley_store_seq_gap(s, k, "news", from, to, &a, &b), want);
+  if (want == PARLEY_OK) {
+    assert_int_equal(a, g0);
+    assert_int_equal(b, g1);
+  }
+}
+
+static void test_seq_gap(void **state) {
+  struct fx *f = *state;
+  const uint64_t held[] = {1, 2, 3, 5, 6, 9};
+  uint8_t k[32], other[32];
+
+  key(k, 7);
+  key(other, 8);
+  for (size_t i = 0; i < sizeof held / sizeof held[0]; i++)
+    put_chained(f->s, 7, "news", held[i], NULL, "m");
+  put_chained(f->s, 8, "news", 4, NULL, "other publisher");
+  put_chained(f->s, 7, "else", 4, NULL, "other channel");
+  gap(f->s, k, 1, 10, PARLEY_OK, 4, 4);
+  gap(f->s, k, 4, 10, PARLEY_OK, 4, 4);
+  gap(f->s, k, 5, 10, PARLEY_OK, 7, 8);
+  gap(f->s, k, 5, 7, PARLEY_OK, 7, 7);
+  gap(f->s, k, 7, 8, PARLEY_OK, 7, 8);
+  gap(f->s, k, 9, 9, PARLEY_ENOTFOUND, 0, 0);
+  gap(f->s, k, 9, 12, PARLEY_OK, 10, 12);
+  gap(f->s, k, 1, 3, PARLEY_ENOTFOUND, 0, 0);
+  gap(f->s, k, 5, 6, PARLEY_ENOTFOUND, 0, 0);
+  gap(f->s, k, 10, UINT64_MAX, PARLEY_OK, 10, UINT64_MAX);
+  gap(f->s, other, 1, 10, PARLEY_OK, 1, 3);
+  gap(f->s, other, 4, 4, PARLEY_ENOTFOUND, 0, 0);
+  gap(f->s, other, 4, 10, PARLEY_OK, 5, 10);
+  gap(f->s, k, 0, 10, PARLEY_EINVAL, 0, 0);
+  gap(f->s, k, 6, 5, PARLEY_EINVAL, 0, 0);
+  /* Beyond what SQLite can store: all missing. */
+  gap(f->s, k, (uint64_t)INT64_MAX + 1, UINT64_MAX, PARLEY_OK,
+      (uint64_t)INT64_MAX + 1, UINT64_MAX);
+}
+
+static void test_seq_range(void **state) {
+  struct fx *f = *state;
+  const uint64_t held[] = {1, 2, 3, 5, 6, 9};
+  uint8_t k[32];
+  struct got g;
+
+  key(k, 7);
+  /* Stored out of order: the walk is by seq anyway. */
+  for (size_t i = sizeof held / sizeof held[0]; i-- > 0;)
+    put_chained(f->s, 7, "news", held[i], NULL, "m");
+  put_chained(f->s, 8, "news", 4, NULL, "other publisher");
+  memset(&g, 0, sizeof g);
+  assert_int_equal(
+      parley_store_seq_range(f->s, k, "news", 2, 6, 0, collect, &g),
+      PARLEY_OK);
+  assert_int_equal(g.n, 4);
+  assert_int_equal(g.seq[0], 2);
+  assert_int_equal(g.seq[1], 3);
+  assert_int_equal(g.seq[2], 5);
+  assert_int_equal(g.seq[3], 6);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(
+      parley_store_seq_range(f->s, k, "news", 2, 100, 2, collect, &g),
+      PARLEY_OK);
+  assert_int_equal(g.n, 2);
+  assert_int_equal(g.seq[1], 3);
+  memset(&g, 0, sizeof g);
+  g.stop_after = 1;
+  assert_int_equal(
+      parley_store_seq_range(f->s, k, "news", 1, UINT64_MAX, 0, collect, &g),
+      77);
+  assert_int_equal(g.n, 1);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(
+      parley_store_seq_range(f->s, k, "news", 7, 3, 0, collect, &g),
+      PARLEY_OK);
+  assert_int_equal(g.n, 0);
+  assert_int_equal(parley_store_seq_range(f->s, k, "", 1, 3, 0, collect, &g),
+                   PARLEY_EINVAL);
+}
+
+struct sums {
+  size_t n;
+  uint8_t pub[8];
+  uint64_t max_seq[8], signed_seq[8];
+};
+
+static int sum_collect(void *ctx, const uint8_t publisher[32],
+                       uint64_t max_seq, uint64_t signed_seq) {
+  struct sums *s = ctx;
+  assert_true(s->n < 8);
+  s->pub[s->n] = publisher[0];
+  s->max_seq[s->n] = max_seq;
+  s->signed_seq[s->n] = signed_seq;
+  s->n++;
+  return 0;
+}
+
+static void test_sync_summary(void **state) {
+  struct fx *f = *state;
+  struct sums s;
+
+  /* Publisher 5: messages 1..6, checkpoints 4 and 6. */
+  for (uint64_t i = 1; i <= 6; i++)
+    put_chained(f->s, 5, "news", i, NULL, "m");
+  cp_put(f->s, 5, "news", 4, 4, PARLEY_OK);
+  cp_put(f->s, 5, "news", 6, 6, PARLEY_OK);
+  /* Publisher 3: a checkpoint beyond its messages. */
+  put_chained(f->s, 3, "news", 1, NULL, "m");
+  cp_put(f->s, 3, "news", 20, 20, PARLEY_OK);
+  /* Publisher 9: a checkpoint, no messages. */
+  cp_put(f->s, 9, "news", 2, 2, PARLEY_OK);
+  /* Publisher 4: messages without any checkpoint: nothing provable. */
+  put_chained(f->s, 4, "news", 1, NULL, "m");
+  /* Another channel. */
+  cp_put(f->s, 6, "else", 1, 1, PARLEY_OK);
+
+  memset(&s, 0, sizeof s);
+  assert_int_equal(parley_store_sync_summary(f->s, "news", 0, sum_collect, &s),
+                   PARLEY_OK);
+  assert_int_equal(s.n, 3);
+  assert_int_equal(s.pub[0], 3);
+  assert_int_equal(s.max_seq[0], 1);
+  assert_int_equal(s.signed_seq[0], 20);
+  assert_int_equal(s.pub[1], 5);
+  assert_int_equal(s.max_seq[1], 6);
+  assert_int_equal(s.signed_seq[1], 6);
+  assert_int_equal(s.pub[2], 9);
+  assert_int_equal(s.max_seq[2], 0);
+  assert_int_equal(s.signed_seq[2], 2);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(parley_store_sync_summary(f->s, "news", 2, sum_collect, &s),
+                   PARLEY_OK);
+  assert_int_equal(s.n, 2);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(parley_store_sync_summary(f->s, "none", 0, sum_collect, &s),
+                   PARLEY_OK);
+  assert_int_equal(s.n, 0);
+  assert_int_equal(parley_store_sync_summary(f->s, "", 0, sum_collect, &s),
+                   PARLEY_EINVAL);
+}
+
+/* Schema version 1 exactly as released, to test the migration to 2. */
+static const char v1_schema[] =
+    "PRAGMA application_id = 1347570777;"
+    "CREATE TABLE messages (rowid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " publisher BLOB NOT NULL CHECK (length(publisher) = 32),"
+    " channel TEXT NOT NULL CHECK (length(channel) > 0),"
+    " seq INTEGER NOT NULL CHECK (seq >= 0), ts INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL, body BLOB NOT NULL,"
+    " outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),"
+    " stored INTEGER NOT NULL, UNIQUE (publisher, channel, seq));"
+    "CREATE VIRTUAL TABLE messages_fts USING fts5 (body, content = '',"
+    " tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY, msg_rowid INTEGER NOT NULL"
+    " REFERENCES messages (rowid) ON DELETE CASCADE,"
+    " recipient BLOB NOT NULL CHECK (length(recipient) = 32),"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, UNIQUE (msg_rowid, recipient));"
+    "CREATE TABLE seqs (channel TEXT PRIMARY KEY, next INTEGER NOT NULL);"
+    "CREATE TABLE subs (topic TEXT PRIMARY KEY, created INTEGER NOT NULL);"
+    "CREATE TABLE peers (pk BLOB PRIMARY KEY CHECK (length(pk) = 32),"
+    " addr TEXT, name TEXT, last_seen INTEGER NOT NULL);"
+    "INSERT INTO messages (publisher, channel, seq, ts, flags, body, outgoing,"
+    " stored) VALUES (zeroblob(32), 'news', 1, 10, 0, CAST('old' AS BLOB), 1,"
+    " 10);"
+    "INSERT INTO seqs VALUES ('news', 2);"
+    "PRAGMA user_version = 1;";
+
+static void test_migrate_v1_to_v2(void **state) {
+  struct fx *f = *state;
+  char path[128];
+  struct parley_store *s = NULL;
+  uint8_t zero[32], h[32], got[32];
+  uint64_t seq = 9;
+  struct chain_seen c;
+
+  memset(zero, 0, sizeof zero);
+  snprintf(path, sizeof path, "%s/v1.db", f->dir);
+  raw_exec(path, v1_schema);
+  assert_int_equal(parley_store_open(path, &f->log, &s), PARLEY_OK);
+  assert_int_equal(parley_store_schema_version(s), 2);
+  assert_int_equal(parley__store_migrations_applied(s), 1);
+  /* The old message is there, without a chain value. */
+  memset(&c, 0, sizeof c);
+  assert_int_equal(parley_store_get_message(s, zero, "news", 1, see_chain, &c),
+                   PARLEY_OK);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(c.have_chain, 0);
+  /* The publisher's head: seq 1, no value; its chain restarts at 2. */
+  assert_int_equal(parley_store_chain_head(s, "news", &seq, got), PARLEY_OK);
+  assert_int_equal(seq, 1);
+  assert_memory_equal(got, zero, 32);
+  hash_of(h, 0x77);
+  assert_int_equal(parley_store_chain_advance(s, "news", 2, h), PARLEY_OK);
+  assert_int_equal(parley_store_chain_at(s, zero, "news", 1, got), PARLEY_OK);
+  assert_memory_equal(got, zero, 32);
+  parley_store_close(s);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_open_migrates_once, setup, teardown),
@@ -1456,6 +1961,16 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bulk_insert, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_head_advance, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_message_chain_readback, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_at, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_seq_gap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_seq_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sync_summary, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

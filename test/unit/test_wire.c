@@ -146,6 +146,7 @@ static void sample(uint8_t type, struct parley_frame *f) {
     f->u.msg.ts_ms = 1795500000123ull;
     f->u.msg.body = (const uint8_t *)"bin\0ary";
     f->u.msg.body_len = 7;
+    f->u.msg.chain = key_b;
     break;
   case PARLEY_FRAME_ACK:
     f->u.ack.publisher = key_a;
@@ -265,6 +266,7 @@ static void assert_frame_eq(const struct parley_frame *d,
     assert_true(d->u.msg.ts_ms == s->u.msg.ts_ms);
     assert_int_equal(d->u.msg.body_len, s->u.msg.body_len);
     assert_memory_equal(d->u.msg.body, s->u.msg.body, s->u.msg.body_len);
+    assert_memory_equal(d->u.msg.chain, s->u.msg.chain, 32);
     break;
   case PARLEY_FRAME_ACK:
     assert_memory_equal(d->u.ack.publisher, s->u.ack.publisher, 32);
@@ -333,7 +335,7 @@ static void test_golden_hello(void **state) {
 /* The same frame as the annotated dump in docs/PROTOCOL.md. */
 static void test_golden_msg(void **state) {
   static const uint8_t want[] = {
-      0x00, 0x00, 0x00, 0x40, /* length 64 */
+      0x00, 0x00, 0x00, 0x60, /* length 96 */
       0x20,                   /* MSG */
       0x01,                   /* flags ACK_REQ */
       0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, /* publisher */
@@ -345,7 +347,14 @@ static void test_golden_msg(void **state) {
       0x00, 0x00, 0x01, 0xa2, 0x0c, 0x23, 0xc3, 0x7b, /* ts 1795500000123 */
       0x00, 0x00, 0x00, 0x05,                         /* body_len 5 */
       'h',  'e',  'l',  'l',  'o',
+      0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, /* chain */
+      0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32,
+      0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d,
+      0x3e, 0x3f,
   };
+  uint8_t chain[32];
+  struct parley_frame d;
+  size_t used;
   struct parley_frame f;
   (void)state;
   memset(&f, 0, sizeof f);
@@ -357,8 +366,32 @@ static void test_golden_msg(void **state) {
   f.u.msg.ts_ms = 1795500000123ull;
   f.u.msg.body = (const uint8_t *)"hello";
   f.u.msg.body_len = 5;
-  assert_int_equal(sizeof want, 68);
+  for (int i = 0; i < 32; i++)
+    chain[i] = (uint8_t)(0x20 + i);
+  f.u.msg.chain = chain;
+  assert_int_equal(sizeof want, 100);
   golden(&f, want, sizeof want);
+  /* The chain field points into the input, after the body. */
+  assert_int_equal(dec(want, sizeof want, &d, &used), PARLEY_OK);
+  assert_ptr_equal(d.u.msg.chain, want + 68);
+  /* A NULL chain is sent as 32 zero bytes ("no chain value"). */
+  {
+    uint8_t buf[128];
+    size_t n;
+    f.u.msg.chain = NULL;
+    assert_int_equal(parley_wire_encode(&f, buf, sizeof buf, &n), PARLEY_OK);
+    assert_int_equal(n, 100);
+    assert_memory_equal(buf, want, 68);
+    for (int i = 68; i < 100; i++)
+      assert_int_equal(buf[i], 0);
+  }
+  /* A MSG cut anywhere inside its chain is malformed. */
+  for (size_t cut = 1; cut <= 32; cut++) {
+    uint8_t buf[128];
+    memcpy(buf, want, sizeof want - cut);
+    buf[3] = (uint8_t)(0x60 - cut);
+    assert_int_equal(dec(buf, sizeof want - cut, &d, &used), PARLEY_EPROTO);
+  }
 }
 
 static void test_golden_subscribers(void **state) {
@@ -482,7 +515,7 @@ static void test_empty_fields(void **state) {
   f.type = PARLEY_FRAME_MSG;
   f.u.msg.publisher = key_a;
   enc(&f, buf, &n);
-  assert_int_equal(n, 4 + 1 + 1 + 32 + 1 + 8 + 8 + 4);
+  assert_int_equal(n, 4 + 1 + 1 + 32 + 1 + 8 + 8 + 4 + 32);
   assert_int_equal(dec(buf, n, &d, &used), PARLEY_OK);
   assert_int_equal(d.u.msg.body_len, 0);
   assert_int_equal(d.u.msg.channel.len, 0);
@@ -898,8 +931,8 @@ static void test_msg_body_bounds(void **state) {
   (void)state;
   sample(PARLEY_FRAME_MSG, &f);
   enc(&f, buf, &n);
-  /* body_len is the 4 bytes before the 7-byte body. */
-  size_t bl = n - 7 - 4;
+  /* body_len is the 4 bytes before the 7-byte body and the 32-byte chain. */
+  size_t bl = n - 32 - 7 - 4;
   assert_int_equal(buf[bl + 3], 7);
   buf[bl + 3] = 8;
   assert_int_equal(dec(buf, n, &d, &used), PARLEY_EPROTO);
