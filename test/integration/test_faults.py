@@ -123,6 +123,26 @@ class Faults(unittest.TestCase):
         rc, _, err = a.cli("publish", "--ack", "--timeout", "2", "lease", "x")
         self.assertEqual(rc, 0, err)
 
+    def test_index_unreachable(self):
+        """With no index at all, links and cached subscriber lists keep
+        carrying messages; what was queued resumes when it returns."""
+        a, b = self.peers("a6", "b6")
+        b.ok("subscribe", "cached")
+        a.ok("publish", "--ack", "cached", "route learned")
+        self.index.kill()
+        rc, _, err = a.cli("publish", "--ack", "--timeout", "5", "cached",
+                           "index down")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(b.history("cached")[-1]["body"], "index down")
+        out = b.ok("subscribe", "later")  # saved; sent when the index is back
+        self.assertIn("later", out)
+        self.index.restart()
+        h.wait_until(lambda: registered(a) and registered(b), timeout=15,
+                     what="peers back")
+        h.wait_until(lambda: {x["topic"]: x["subscribers"] for x in
+                              a.json_lines("topics")}.get("later") == 1,
+                     timeout=10, what="queued subscription applied")
+
     def test_index_restart(self):
         a, b = self.peers("a5", "b5")
         b.ok("subscribe", "keep")
