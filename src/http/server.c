@@ -163,6 +163,21 @@ static void on_timer(uv_timer_t *t) {
   run((struct parley_http *)t->data);
 }
 
+int parley_http_add_connection(struct parley_http *h, int fd) {
+  struct sockaddr_in sin;
+
+  /* MHD wants a peer address; a socketpair has none worth reporting. */
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (h->closing ||
+      MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&sin,
+                         sizeof sin) != MHD_YES)
+    return PARLEY_EIO; /* MHD closed fd */
+  kick(h);
+  return PARLEY_OK;
+}
+
 static void on_soon(uv_idle_t *i) {
   uv_idle_stop(i);
   run((struct parley_http *)i->data);

@@ -67,6 +67,13 @@ uint16_t parley_http_port(const struct parley_http *h) PARLEY_NONNULL(1);
 const struct parley_http_stats *parley_http_stats(const struct parley_http *h)
     PARLEY_NONNULL(1);
 
+/* Hands an already connected socket to the server, as if it had been
+ * accepted (the server owns fd afterwards, also on failure).  Used to feed
+ * the request handling from a socketpair in the HTTP fuzz target.
+ * PARLEY_EIO if libmicrohttpd refuses it (e.g. the connection limit). */
+PARLEY_NODISCARD int parley_http_add_connection(struct parley_http *h, int fd)
+    PARLEY_NONNULL(1);
+
 /* Request accessors (valid until the response is queued). */
 const char *parley_http_method(const struct parley_http_req *r)
     PARLEY_NONNULL(1);
