@@ -6,11 +6,17 @@
  *
  * `parley-index cluster status|add|remove|keygen ...` is the operator's
  * client for a running cluster: it talks to any node's HTTP API (libcurl)
- * and follows one redirect to the leader.
+ * with a bearer token and follows one redirect to the leader.
+ *
+ * `parley-index token create|rotate|revoke` and `parley-index client
+ * add|remove|list` manage the HTTP API's credentials offline, in the data
+ * directory (docs/internals/AUTH.md); a running daemon picks the changes up
+ * within a few seconds.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,8 @@
 #include "core/log.h"
 #include "core/opts.h"
 #include "core/util.h"
+#include "http/auth.h"
+#include "http/ratelimit.h"
 #include "index/raft_transport.h"
 #include "index/server.h"
 
@@ -41,6 +49,11 @@ struct flags {
   int join;
   uint64_t election_ms, heartbeat_ms;
   uint64_t snap_threshold, snap_trailing;
+  uint64_t conn_burst, conn_rate, hs_burst, hs_rate;
+  uint64_t strikes, strike_window_ms, ban_ms, ban_max_ms;
+  uint64_t sub_burst, sub_rate;
+  uint64_t token_burst, token_every_ms, token_strikes, token_ban_ms;
+  uint64_t max_headers, auth_reload_ms, auth_leeway_s;
 };
 
 #define F(field) offsetof(struct flags, field)
@@ -48,7 +61,8 @@ static const struct parley_opt options[] = {
     {"listen", PARLEY_OPT_STR, PARLEY_OPT_REQUIRED, 0, 0, NULL, "HOST:PORT",
      "address for peer links (port 0 = ephemeral)", F(listen)},
     {"http", PARLEY_OPT_STR, 0, 0, 0, NULL, "HOST:PORT",
-     "serve /metrics and /v1 here (no auth yet: keep it on 127.0.0.1)",
+     "serve /metrics, /v1 and /oauth/token here (bearer JWTs: see "
+     "`parley-index token --help`)",
      F(http)},
     {"data", PARLEY_OPT_STR, PARLEY_OPT_REQUIRED, 0, 0, NULL, "DIR",
      "data directory (identity, registry snapshot and log or raft/, "
@@ -90,6 +104,49 @@ static const struct parley_opt options[] = {
      F(snap_threshold)},
     {"raft-snapshot-trailing", PARLEY_OPT_U64, 0, 1, 10000000, "256", "N",
      "log entries kept behind a snapshot for slow followers", F(snap_trailing)},
+    {"conn-burst", PARLEY_OPT_U64, 0, 1, 1000000, "64", "N",
+     "peer-port connections one address may open at once", F(conn_burst)},
+    {"conn-rate", PARLEY_OPT_U64, 0, 1, 1000000, "32", "N",
+     "... and then per second", F(conn_rate)},
+    {"handshake-burst", PARLEY_OPT_U64, 0, 1, 1000000, "32", "N",
+     "handshakes one address may begin at once", F(hs_burst)},
+    {"handshake-rate", PARLEY_OPT_U64, 0, 1, 1000000, "16", "N",
+     "... and then per second", F(hs_rate)},
+    {"strikes", PARLEY_OPT_U64, 0, 1, 1000000, "10", "N",
+     "bad inputs (garbage, bad handshakes or frames) that ban an address "
+     "and a peer key",
+     F(strikes)},
+    {"strike-window", PARLEY_OPT_DURATION, 0, 1000, 86400ull * 1000, "60s",
+     "DURATION", "... when they come within this time", F(strike_window_ms)},
+    {"ban", PARLEY_OPT_DURATION, 0, 1000, 86400ull * 1000, "60s", "DURATION",
+     "first ban; each further ban of the same address or key doubles",
+     F(ban_ms)},
+    {"ban-max", PARLEY_OPT_DURATION, 0, 1000, 30ull * 86400 * 1000, "1h",
+     "DURATION", "longest ban", F(ban_max_ms)},
+    {"sub-burst", PARLEY_OPT_U64, 0, 0, 1000000, "0", "N",
+     "SUBSCRIBE/UNSUBSCRIBE one peer may send at once (0 = --max-subs)",
+     F(sub_burst)},
+    {"sub-rate", PARLEY_OPT_U64, 0, 1, 1000000, "100", "N",
+     "... and then per second (more: ERROR ELIMIT)", F(sub_rate)},
+    {"token-burst", PARLEY_OPT_U64, 0, 1, 1000, "10", "N",
+     "POST /oauth/token requests one address may make at once",
+     F(token_burst)},
+    {"token-every", PARLEY_OPT_DURATION, 0, 1, 3600ull * 1000, "6s",
+     "DURATION", "... and then one more per this time", F(token_every_ms)},
+    {"token-strikes", PARLEY_OPT_U64, 0, 1, 1000, "5", "N",
+     "wrong client secrets within 10 minutes that ban an address",
+     F(token_strikes)},
+    {"token-ban", PARLEY_OPT_DURATION, 0, 1000, 86400ull * 1000, "15m",
+     "DURATION", "... for this long (doubling up to a day)",
+     F(token_ban_ms)},
+    {"max-headers", PARLEY_OPT_U64, 0, 4, 10000, "64", "N",
+     "HTTP requests with more headers are refused (431)", F(max_headers)},
+    {"auth-reload", PARLEY_OPT_DURATION, 0, 100, 3600ull * 1000, "2s",
+     "DURATION", "how often changed key and client files are re-read",
+     F(auth_reload_ms)},
+    {"auth-leeway", PARLEY_OPT_U64, 0, 0, 30, "0", "SECONDS",
+     "clock skew allowed on token expiry (clusters with drifting clocks)",
+     F(auth_leeway_s)},
 };
 #undef F
 #define NOPTS (sizeof options / sizeof options[0])
@@ -202,8 +259,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 /* One request to http://HOSTPORT/PATH.  Returns 0 with a->status set, or
  * -1 (message printed) when no HTTP answer came. */
 static int http_call(const char *hostport, const char *method, const char *path,
-                     const char *body, long timeout_s, struct http_answer *a) {
-  char url[PARLEY_MAX_ADDR + 64];
+                     const char *body, const char *token, long timeout_s,
+                     struct http_answer *a) {
+  char url[PARLEY_MAX_ADDR + 64], auth[PARLEY_AUTH_MAX_TOKEN + 32];
   struct curl_slist *hdrs = NULL;
   CURLcode cc;
   CURL *h;
@@ -226,12 +284,18 @@ static int http_call(const char *hostport, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+  if (token != NULL) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    hdrs = curl_slist_append(hdrs, auth);
+    sodium_memzero(auth, sizeof auth);
+  }
   if (strcmp(method, "POST") == 0) {
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
   }
+  if (hdrs != NULL)
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
   cc = curl_easy_perform(h);
   if (cc == CURLE_OK)
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
@@ -252,13 +316,13 @@ static json_t *answer_json(const struct http_answer *a) {
 
 /* Sends the request; on 421 follows the leader_http it names, once. */
 static int call_leader(const char *hostport, const char *method,
-                       const char *path, const char *body, long timeout_s,
-                       struct http_answer *a) {
+                       const char *path, const char *body, const char *token,
+                       long timeout_s, struct http_answer *a) {
   char leader[ADDR_CAP];
   json_t *o;
   const char *to = NULL;
 
-  if (http_call(hostport, method, path, body, timeout_s, a) < 0)
+  if (http_call(hostport, method, path, body, token, timeout_s, a) < 0)
     return -1;
   if (a->status != 421)
     return 0;
@@ -267,7 +331,7 @@ static int call_leader(const char *hostport, const char *method,
       strlen(to) < sizeof leader) {
     snprintf(leader, sizeof leader, "%s", to);
     json_decref(o);
-    return http_call(leader, method, path, body, timeout_s, a);
+    return http_call(leader, method, path, body, token, timeout_s, a);
   }
   json_decref(o);
   fprintf(stderr,
@@ -345,17 +409,24 @@ static int keygen(const char *out) {
 
 static void cluster_usage(FILE *f) {
   fprintf(f,
-          "usage: parley-index cluster status --http HOST:PORT [--json]\n"
-          "       parley-index cluster add ID RAFT_HOST:PORT --http HOST:PORT\n"
-          "       parley-index cluster remove ID --http HOST:PORT\n"
+          "usage: parley-index cluster status --http HOST:PORT [--json] "
+          "[--token JWT]\n"
+          "       parley-index cluster add ID RAFT_HOST:PORT --http HOST:PORT "
+          "[--token JWT]\n"
+          "       parley-index cluster remove ID --http HOST:PORT "
+          "[--token JWT]\n"
           "       parley-index cluster keygen [--out FILE]\n"
           "Talks to any node's HTTP API; changes are sent on to the leader.\n"
+          "The bearer token (--token, else $PARLEY_TOKEN) needs role viewer "
+          "for status\nand admin for add/remove: `parley-index token create "
+          "--role admin ...`.\n"
           "A node to add is started first with --join (see "
           "docs/internals/CLUSTER.md).\n");
 }
 
 static int cluster_main(int argc, char **argv) {
   const char *http = NULL, *out = NULL, *pos[3] = {NULL, NULL, NULL};
+  const char *token = getenv("PARLEY_TOKEN");
   char body[256], path[64];
   struct http_answer a;
   int json = 0, npos = 0, rc = 1;
@@ -369,10 +440,13 @@ static int cluster_main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--json") == 0) {
       json = 1;
     } else if ((strcmp(argv[i], "--http") == 0 ||
-                strcmp(argv[i], "--out") == 0) &&
+                strcmp(argv[i], "--out") == 0 ||
+                strcmp(argv[i], "--token") == 0) &&
                i + 1 < argc) {
       if (argv[i][2] == 'h')
         http = argv[++i];
+      else if (argv[i][2] == 't')
+        token = argv[++i];
       else
         out = argv[++i];
     } else if (strncmp(argv[i], "--", 2) == 0 || npos == 3) {
@@ -390,6 +464,13 @@ static int cluster_main(int argc, char **argv) {
         (npos == 3 && strcmp(pos[0], "add") == 0) ||
         (npos == 2 && strcmp(pos[0], "remove") == 0))) {
     cluster_usage(stderr);
+    return 2;
+  }
+  if (token != NULL && (token[0] == '\0' ||
+                        strlen(token) > PARLEY_AUTH_MAX_TOKEN ||
+                        strpbrk(token, " \r\n") != NULL)) {
+    fprintf(stderr, "parley-index cluster: the token is empty, too long or "
+                    "has spaces\n");
     return 2;
   }
   if (npos >= 2 && parley_parse_u64(pos[1], 1, 1000000000000ull, &id) < 0) {
@@ -414,7 +495,7 @@ static int cluster_main(int argc, char **argv) {
   memset(&a, 0, sizeof a);
   parley_buf_init(&a.body, 16 * 1024 * 1024);
   if (npos == 1) {
-    if (http_call(http, "GET", "/v1/cluster", NULL, 10, &a) < 0)
+    if (http_call(http, "GET", "/v1/cluster", NULL, token, 10, &a) < 0)
       goto out;
   } else {
     if (npos == 3)
@@ -424,13 +505,16 @@ static int cluster_main(int argc, char **argv) {
       snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)id);
     snprintf(path, sizeof path, "/v1/cluster/%s", pos[0]);
     /* Adding waits for the new node to catch up: allow a minute. */
-    if (call_leader(http, "POST", path, body, 90, &a) < 0)
+    if (call_leader(http, "POST", path, body, token, 90, &a) < 0)
       goto out;
   }
   o = answer_json(&a);
   if (a.status != 200) {
-    fprintf(stderr, "parley-index cluster %s: HTTP %ld: %s\n", pos[0], a.status,
-            o != NULL ? jstr(o, "error") : "(no JSON in the answer)");
+    fprintf(stderr, "parley-index cluster %s: HTTP %ld: %s%s\n", pos[0],
+            a.status, o != NULL ? jstr(o, "error") : "(no JSON in the answer)",
+            a.status == 401 && token == NULL
+                ? " (pass --token or set PARLEY_TOKEN)"
+                : "");
     json_decref(o);
     goto out;
   }
@@ -457,6 +541,354 @@ out:
   return rc;
 }
 
+/* ---- `parley-index token ...` and `parley-index client ...` ------------- */
+
+/* The flags of every credential command (each table uses some of them). */
+struct cred_flags {
+  const char *data, *role, *subject, *cluster_key;
+  uint64_t ttl_ms;
+};
+
+#define C(field) offsetof(struct cred_flags, field)
+#define OPT_DATA                                                              \
+  {"data", PARLEY_OPT_STR, PARLEY_OPT_REQUIRED, 0, 0, NULL, "DIR",            \
+   "the index's data directory (jwt-keys.json, oauth-clients.json)",         \
+   C(data)}
+#define OPT_CLUSTER_KEY                                                       \
+  {"cluster-key", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",                      \
+   "a cluster node's key file (default: the one recorded in "                \
+   "DIR/index.json)",                                                         \
+   C(cluster_key)}
+#define OPT_ROLE                                                              \
+  {"role", PARLEY_OPT_STR, PARLEY_OPT_REQUIRED, 0, 0, NULL, "admin|viewer",   \
+   "viewer reads (GET, /metrics); admin also changes (POST)", C(role)}
+static const struct parley_opt token_create_opts[] = {
+    OPT_DATA,
+    OPT_ROLE,
+    {"ttl", PARLEY_OPT_DURATION, PARLEY_OPT_REQUIRED, 1000,
+     PARLEY_AUTH_DEFAULT_MAX_TTL_MS, NULL, "DURATION",
+     "lifetime: 30s, 15m, 1h, 7d (at most 30 days)", C(ttl_ms)},
+    {"subject", PARLEY_OPT_STR, 0, 0, 0, "cli", "NAME",
+     "who holds the token (its sub claim)", C(subject)},
+    OPT_CLUSTER_KEY,
+};
+static const struct parley_opt data_only_opts[] = {OPT_DATA, OPT_CLUSTER_KEY};
+static const struct parley_opt client_add_opts[] = {OPT_DATA, OPT_ROLE,
+                                                    OPT_CLUSTER_KEY};
+#undef OPT_DATA
+#undef OPT_CLUSTER_KEY
+#undef OPT_ROLE
+#undef C
+
+struct cred_cmd {
+  const char *group, *verb;
+  const char *pos; /* name of the one positional argument, or NULL */
+  const struct parley_opt *opts;
+  size_t nopts;
+  int (*run)(struct parley_auth *a, const struct cred_flags *f,
+             const char *pos);
+  const char *summary;
+};
+
+/* The cluster key recorded by the daemon in DIR/index.json, if any.
+ * OUT: path (cap bytes).  Returns 1 if the node runs in a cluster, 0 if
+ * not (or unknown), -1 on an unreadable index.json. */
+static int recorded_cluster_key(const char *dir, char *path, size_t cap) {
+  char file[4096];
+  json_error_t jerr;
+  json_t *o;
+  const char *k;
+  int cluster;
+
+  path[0] = '\0';
+  if ((size_t)snprintf(file, sizeof file, "%s/index.json", dir) >=
+      sizeof file)
+    return -1;
+  if (access(file, F_OK) != 0)
+    return 0; /* never started: file mode until it says otherwise */
+  o = json_load_file(file, 0, &jerr);
+  if (o == NULL)
+    return -1;
+  cluster = json_object_get(o, "node") != NULL;
+  k = json_string_value(json_object_get(o, "cluster_key_file"));
+  if (k != NULL && strlen(k) < cap)
+    snprintf(path, cap, "%s", k);
+  json_decref(o);
+  return cluster;
+}
+
+/* Opens the credentials of DIR as the daemon does: cluster-derived keys
+ * for a cluster node, the key file otherwise. */
+static int open_auth(const struct cred_flags *f, struct parley_auth **a) {
+  struct parley_auth_config cfg;
+  uint8_t key[PARLEY_CLUSTER_KEY_LEN];
+  char recorded[4096], err[256];
+  const char *keyfile = f->cluster_key;
+  int cluster, rc;
+
+  cluster = recorded_cluster_key(f->data, recorded, sizeof recorded);
+  if (cluster < 0) {
+    fprintf(stderr, "parley-index: %s/index.json is unreadable\n", f->data);
+    return 1;
+  }
+  if (keyfile == NULL && recorded[0] != '\0')
+    keyfile = recorded;
+  if (cluster && keyfile == NULL) {
+    fprintf(stderr,
+            "parley-index: %s belongs to a cluster node: pass --cluster-key "
+            "FILE (its tokens are signed with keys derived from it)\n",
+            f->data);
+    return 2;
+  }
+  if (mkdir(f->data, 0700) < 0 && errno != EEXIST) {
+    fprintf(stderr, "parley-index: %s: %s\n", f->data, strerror(errno));
+    return 1;
+  }
+  memset(&cfg, 0, sizeof cfg);
+  cfg.dir = f->data;
+  if (keyfile != NULL) {
+    if (sodium_init() < 0 ||
+        parley_cluster_key_load(keyfile, key, err, sizeof err) < 0) {
+      fprintf(stderr, "parley-index: --cluster-key %s: %s\n", keyfile, err);
+      return 2;
+    }
+    cfg.cluster_key = key;
+  }
+  rc = parley_auth_new(&cfg, parley_now_ms(), a, err, sizeof err);
+  sodium_memzero(key, sizeof key);
+  if (rc < 0) {
+    fprintf(stderr, "parley-index: %s: %s\n", f->data, err);
+    return 1;
+  }
+  return 0;
+}
+
+static int role_of(const char *s, int *role) {
+  if (parley_auth_role_parse(s, role) < 0) {
+    fprintf(stderr, "parley-index: --role must be admin or viewer\n");
+    return -1;
+  }
+  return 0;
+}
+
+static int run_token_create(struct parley_auth *a, const struct cred_flags *f,
+                            const char *pos) {
+  char tok[PARLEY_AUTH_TOKEN_CAP];
+  int role, rc;
+
+  (void)pos;
+  if (role_of(f->role, &role) < 0)
+    return 2;
+  rc = parley_auth_mint(a, role, f->ttl_ms, f->subject, NULL,
+                        parley_now_ms(), tok, sizeof tok);
+  if (rc < 0) {
+    fprintf(stderr, "parley-index token create: %s (--subject: 1..%u "
+                    "printable characters)\n",
+            parley_strerror(rc), PARLEY_AUTH_MAX_SUBJECT);
+    return rc == PARLEY_EINVAL ? 2 : 1;
+  }
+  printf("%s\n", tok);
+  sodium_memzero(tok, sizeof tok);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int run_token_rotate(struct parley_auth *a, const struct cred_flags *f,
+                            const char *pos) {
+  char kid[PARLEY_AUTH_MAX_KID + 1];
+  int rc;
+
+  (void)pos;
+  rc = parley_auth_rotate(a, parley_now_ms(), kid);
+  if (rc == PARLEY_EINVAL) {
+    fprintf(stderr,
+            "parley-index token rotate: %s is a cluster node: its keys are "
+            "derived from the cluster key and change every 7 days by "
+            "themselves; to cut off every token at once, replace the "
+            "cluster key on all nodes (docs/internals/AUTH.md)\n",
+            f->data);
+    return 2;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "parley-index token rotate: %s\n", parley_auth_errmsg(a));
+    return 1;
+  }
+  printf("new signing key %s; tokens signed with the previous key keep "
+         "working until they expire\n",
+         kid);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int run_token_revoke(struct parley_auth *a, const struct cred_flags *f,
+                            const char *pos) {
+  int rc;
+
+  (void)pos;
+  rc = parley_auth_revoke_retired(a);
+  if (rc == PARLEY_EINVAL) {
+    fprintf(stderr,
+            "parley-index token revoke: %s is a cluster node: replace the "
+            "cluster key on every node to revoke its tokens\n",
+            f->data);
+    return 2;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "parley-index token revoke: %s\n", parley_auth_errmsg(a));
+    return 1;
+  }
+  printf("retired keys dropped: only tokens signed with the current key "
+         "verify now\n");
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int run_client_add(struct parley_auth *a, const struct cred_flags *f,
+                          const char *pos) {
+  char secret[PARLEY_AUTH_SECRET_LEN + 1];
+  int role, rc;
+
+  if (role_of(f->role, &role) < 0)
+    return 2;
+  rc = parley_auth_client_add(a, pos, role, parley_now_ms(), secret);
+  if (rc < 0) {
+    fprintf(stderr, "parley-index client add %s: %s\n", pos,
+            rc == PARLEY_EEXIST   ? "already registered"
+            : rc == PARLEY_EINVAL ? "the id must be 1..64 of [A-Za-z0-9._-]"
+                                  : parley_auth_errmsg(a));
+    return rc == PARLEY_EEXIST || rc == PARLEY_EINVAL ? 2 : 1;
+  }
+  /* The secret is shown this once: only its hash is kept. */
+  printf("%s\n", secret);
+  sodium_memzero(secret, sizeof secret);
+  fprintf(stderr, "client %s (%s) registered; its secret is above and "
+                  "cannot be shown again\n",
+          pos, f->role);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int run_client_remove(struct parley_auth *a, const struct cred_flags *f,
+                             const char *pos) {
+  int rc = parley_auth_client_remove(a, pos);
+  (void)f;
+  if (rc == PARLEY_ENOTFOUND) {
+    fprintf(stderr, "parley-index client remove: no client %s\n", pos);
+    return 1;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "parley-index client remove: %s\n",
+            parley_auth_errmsg(a));
+    return 1;
+  }
+  return 0;
+}
+
+static int run_client_list(struct parley_auth *a, const struct cred_flags *f,
+                           const char *pos) {
+  struct parley_auth_client_info ci;
+  char when[40];
+
+  (void)f;
+  (void)pos;
+  printf("%-32s %-7s %s\n", "CLIENT", "ROLE", "CREATED");
+  for (size_t i = 0; parley_auth_client_get(a, i, &ci) == PARLEY_OK; i++) {
+    parley_format_rfc3339(ci.created_ms, when, sizeof when);
+    printf("%-32s %-7s %s\n", ci.client_id, parley_auth_role_name(ci.role),
+           when);
+  }
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static const struct cred_cmd cred_cmds[] = {
+    {"token", "create", NULL, token_create_opts,
+     sizeof token_create_opts / sizeof token_create_opts[0], run_token_create,
+     "mint a bearer JWT (printed on stdout)"},
+    {"token", "rotate", NULL, data_only_opts,
+     sizeof data_only_opts / sizeof data_only_opts[0], run_token_rotate,
+     "new signing key (single node); older tokens verify until they expire"},
+    {"token", "revoke", NULL, data_only_opts,
+     sizeof data_only_opts / sizeof data_only_opts[0], run_token_revoke,
+     "drop every retired key (after a leak: rotate, then revoke)"},
+    {"client", "add", "ID", client_add_opts,
+     sizeof client_add_opts / sizeof client_add_opts[0], run_client_add,
+     "register an OAuth client; prints its secret once"},
+    {"client", "remove", "ID", data_only_opts,
+     sizeof data_only_opts / sizeof data_only_opts[0], run_client_remove,
+     "unregister an OAuth client"},
+    {"client", "list", NULL, data_only_opts,
+     sizeof data_only_opts / sizeof data_only_opts[0], run_client_list,
+     "list the OAuth clients"},
+};
+#define NCRED (sizeof cred_cmds / sizeof cred_cmds[0])
+
+static void cred_usage(FILE *out, const char *group) {
+  fprintf(out, "usage:\n");
+  for (size_t i = 0; i < NCRED; i++) {
+    if (strcmp(cred_cmds[i].group, group) != 0)
+      continue;
+    fprintf(out, "  parley-index %s %s%s%s [flags]: %s\n", group,
+            cred_cmds[i].verb, cred_cmds[i].pos ? " " : "",
+            cred_cmds[i].pos ? cred_cmds[i].pos : "", cred_cmds[i].summary);
+  }
+  fprintf(out, "`parley-index %s VERB --help` lists a verb's flags.\n",
+          group);
+}
+
+/* argv[0] is the group ("token", "client"). */
+static int cred_main(int argc, char **argv) {
+  const struct cred_cmd *cmd = NULL;
+  struct cred_flags fl;
+  struct parley_auth *a = NULL;
+  char err[256], usage[64];
+  const char *pos = NULL;
+  int shift = 2, rc;
+
+  if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+                    strcmp(argv[1], "-h") == 0)) {
+    cred_usage(stdout, argv[0]);
+    return 0;
+  }
+  for (size_t i = 0; argc >= 2 && i < NCRED; i++)
+    if (strcmp(cred_cmds[i].group, argv[0]) == 0 &&
+        strcmp(cred_cmds[i].verb, argv[1]) == 0)
+      cmd = &cred_cmds[i];
+  if (cmd == NULL) {
+    cred_usage(stderr, argv[0]);
+    return 2;
+  }
+  if (cmd->pos != NULL) {
+    if (argc < 3 || strncmp(argv[2], "--", 2) == 0) {
+      if (argc >= 3 && (strcmp(argv[2], "--help") == 0))
+        goto help;
+      fprintf(stderr, "parley-index %s %s: needs %s first (see --help)\n",
+              cmd->group, cmd->verb, cmd->pos);
+      return 2;
+    }
+    pos = argv[2];
+    shift = 3;
+  }
+  memset(&fl, 0, sizeof fl);
+  /* parley_opts_parse skips its argv[0]: hand it the verb (or ID). */
+  rc = parley_opts_parse(cmd->opts, cmd->nopts, argc - shift + 1,
+                         argv + shift - 1, &fl, err, sizeof err);
+  if (rc == PARLEY_EAGAIN)
+    goto help;
+  if (rc < 0) {
+    fprintf(stderr, "parley-index %s %s: %s (see --help)\n", cmd->group,
+            cmd->verb, err);
+    return 2;
+  }
+  rc = open_auth(&fl, &a);
+  if (rc != 0)
+    return rc;
+  rc = cmd->run(a, &fl, pos);
+  parley_auth_free(a);
+  return rc;
+
+help:
+  snprintf(usage, sizeof usage, "parley-index %s %s%s%s", cmd->group,
+           cmd->verb, cmd->pos ? " " : "", cmd->pos ? cmd->pos : "");
+  parley_opts_usage(stdout, usage, cmd->summary, cmd->opts, cmd->nopts);
+  return 0;
+}
+
 /* ---- the daemon --------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -467,12 +899,17 @@ int main(int argc, char **argv) {
   const char *raft_addr = NULL;
   struct flags fl;
   struct parley_index_config cfg;
+  struct parley_rl_guard_config guard;
+  struct parley_rl_config token_limit;
   struct parley_log log;
   size_t nmembers = 0;
   int rc, level;
 
   if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
     return cluster_main(argc - 1, argv + 1);
+  if (argc >= 2 &&
+      (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "client") == 0))
+    return cred_main(argc - 1, argv + 1);
   memset(&fl, 0, sizeof fl);
   memset(&cfg, 0, sizeof cfg);
   rc = parley_opts_parse(options, NOPTS, argc, argv, &fl, err, sizeof err);
@@ -480,8 +917,9 @@ int main(int argc, char **argv) {
     parley_opts_usage(stdout, "parley-index",
                       "The Parley index: registry of live peers and topic "
                       "subscriptions.\n"
-                      "Also: parley-index cluster status|add|remove|keygen "
-                      "(see `parley-index cluster --help`).",
+                      "Also: parley-index cluster status|add|remove|keygen, "
+                      "token create|rotate|revoke,\n"
+                      "client add|remove|list (each with --help).",
                       options, NOPTS);
     return 0;
   }
@@ -567,6 +1005,35 @@ int main(int argc, char **argv) {
   cfg.max_subs = (uint32_t)fl.max_subs;
   cfg.max_frame = (uint32_t)fl.max_frame;
   cfg.max_links = (uint32_t)fl.max_links;
+  cfg.cluster_key_file = fl.cluster_key;
+
+  /* Abuse limits (docs/SECURITY.md). */
+  parley_rl_guard_defaults(&guard);
+  guard.conn.burst = (uint32_t)fl.conn_burst;
+  guard.conn.rate = (uint32_t)fl.conn_rate;
+  guard.handshake.burst = (uint32_t)fl.hs_burst;
+  guard.handshake.rate = (uint32_t)fl.hs_rate;
+  guard.bad.strikes = (uint32_t)fl.strikes;
+  guard.bad.strike_window_ms = fl.strike_window_ms;
+  guard.bad.ban_ms = fl.ban_ms;
+  guard.bad.ban_max_ms = fl.ban_max_ms > fl.ban_ms ? fl.ban_max_ms : fl.ban_ms;
+  cfg.guard = &guard;
+  memset(&token_limit, 0, sizeof token_limit);
+  token_limit.burst = (uint32_t)fl.token_burst;
+  token_limit.rate = 1;
+  token_limit.per_ms = (uint32_t)fl.token_every_ms;
+  token_limit.strikes = (uint32_t)fl.token_strikes;
+  token_limit.strike_window_ms = 10u * 60u * 1000u;
+  token_limit.ban_ms = fl.token_ban_ms;
+  token_limit.ban_max_ms = 24u * 3600u * 1000u > fl.token_ban_ms
+                               ? 24u * 3600u * 1000u
+                               : fl.token_ban_ms;
+  cfg.token_limit = &token_limit;
+  cfg.sub_burst = (uint32_t)fl.sub_burst;
+  cfg.sub_rate = (uint32_t)fl.sub_rate;
+  cfg.http_max_headers = (uint32_t)fl.max_headers;
+  cfg.auth_reload_ms = fl.auth_reload_ms;
+  cfg.auth_leeway_s = (uint32_t)fl.auth_leeway_s;
 
   rc = parley_index_new(&cfg, &idx);
   sodium_memzero(key, sizeof key);

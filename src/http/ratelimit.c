@@ -386,3 +386,154 @@ int parley_rl_ip_key(const char *ip, char *out, size_t cap, size_t *len) {
   *len = (size_t)w;
   return PARLEY_OK;
 }
+
+/* ---- the link guard ------------------------------------------------------ */
+
+struct parley_rl_guard {
+  struct parley_rl *conn, *hs, *bad;
+};
+
+void parley_rl_guard_defaults(struct parley_rl_guard_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->conn.burst = 64;
+  cfg->conn.rate = 32;
+  cfg->conn.per_ms = 1000;
+  cfg->conn.ban_ms = 1;
+  cfg->handshake.burst = 32;
+  cfg->handshake.rate = 16;
+  cfg->handshake.per_ms = 1000;
+  cfg->handshake.ban_ms = 1;
+  cfg->bad.burst = 1;
+  cfg->bad.rate = 1;
+  cfg->bad.per_ms = 1000;
+  cfg->bad.strikes = 10;
+  cfg->bad.strike_window_ms = 60000;
+  cfg->bad.ban_ms = 60000;
+  cfg->bad.ban_max_ms = 3600000;
+}
+
+int parley_rl_guard_new(const struct parley_rl_guard_config *cfg,
+                        uint64_t seed, struct parley_rl_guard **out) {
+  struct parley_rl_guard *g;
+  int rc;
+
+  *out = NULL;
+  g = parley_calloc(1, sizeof *g);
+  if (g == NULL)
+    return PARLEY_ENOMEM;
+  rc = parley_rl_new(&cfg->conn, seed, &g->conn);
+  if (rc == PARLEY_OK)
+    rc = parley_rl_new(&cfg->handshake, seed ^ 0x9e3779b97f4a7c15ull, &g->hs);
+  if (rc == PARLEY_OK)
+    rc = parley_rl_new(&cfg->bad, seed ^ 0xc2b2ae3d27d4eb4full, &g->bad);
+  if (rc < 0) {
+    parley_rl_guard_free(g);
+    return rc;
+  }
+  *out = g;
+  return PARLEY_OK;
+}
+
+void parley_rl_guard_free(struct parley_rl_guard *g) {
+  if (g == NULL)
+    return;
+  parley_rl_free(g->conn);
+  parley_rl_free(g->hs);
+  parley_rl_free(g->bad);
+  parley_free(g);
+}
+
+/* "pk:" + the 32 key bytes. */
+#define PK_KEY_LEN 35u
+
+static void pk_key(const uint8_t *pk, uint8_t *out) {
+  memcpy(out, "pk:", 3);
+  memcpy(out + 3, pk, 32);
+}
+
+/* Banned address check, then one token of rl for it. */
+static int guard_take(struct parley_rl_guard *g, struct parley_rl *rl,
+                      const char *ip, uint64_t now_ms) {
+  char key[PARLEY_RL_IP_KEY_LEN];
+  size_t klen;
+  int rc;
+
+  if (parley_rl_ip_key(ip, key, sizeof key, &klen) < 0)
+    return PARLEY_EDENIED;
+  if (parley_rl_check(g->bad, key, klen, now_ms, NULL) == PARLEY_EDENIED)
+    return PARLEY_EDENIED;
+  rc = parley_rl_take(rl, key, klen, 1, now_ms, NULL);
+  if (rc == PARLEY_OK || rc == PARLEY_ELIMIT)
+    return rc;
+  return PARLEY_EDENIED; /* EDENIED, or ENOMEM: refuse rather than admit */
+}
+
+int parley_rl_guard_connect(void *ctx, const char *ip, uint64_t now_ms) {
+  struct parley_rl_guard *g = ctx;
+  return guard_take(g, g->conn, ip, now_ms);
+}
+
+int parley_rl_guard_handshake(void *ctx, const char *ip, uint64_t now_ms) {
+  struct parley_rl_guard *g = ctx;
+  return guard_take(g, g->hs, ip, now_ms);
+}
+
+int parley_rl_guard_peer(void *ctx, const char *ip, const uint8_t *pk,
+                         uint64_t now_ms) {
+  struct parley_rl_guard *g = ctx;
+  char key[PARLEY_RL_IP_KEY_LEN];
+  uint8_t pkk[PK_KEY_LEN];
+  size_t klen;
+
+  if (parley_rl_ip_key(ip, key, sizeof key, &klen) < 0 ||
+      parley_rl_check(g->bad, key, klen, now_ms, NULL) == PARLEY_EDENIED)
+    return PARLEY_EDENIED;
+  pk_key(pk, pkk);
+  if (parley_rl_check(g->bad, pkk, sizeof pkk, now_ms, NULL) ==
+      PARLEY_EDENIED)
+    return PARLEY_EDENIED;
+  return PARLEY_OK;
+}
+
+int parley_rl_guard_strike_key(struct parley_rl_guard *g, const uint8_t *pk,
+                               uint64_t now_ms) {
+  uint8_t pkk[PK_KEY_LEN];
+  int rc;
+
+  pk_key(pk, pkk);
+  rc = parley_rl_strike(g->bad, pkk, sizeof pkk, now_ms, NULL);
+  return rc == PARLEY_OK ? PARLEY_OK : PARLEY_EDENIED;
+}
+
+int parley_rl_guard_strike(void *ctx, const char *ip, const uint8_t *pk,
+                           uint64_t now_ms) {
+  struct parley_rl_guard *g = ctx;
+  char key[PARLEY_RL_IP_KEY_LEN];
+  size_t klen;
+  int rc = PARLEY_OK;
+
+  if (parley_rl_ip_key(ip, key, sizeof key, &klen) == PARLEY_OK &&
+      parley_rl_strike(g->bad, key, klen, now_ms, NULL) != PARLEY_OK)
+    rc = PARLEY_EDENIED;
+  if (pk != NULL && parley_rl_guard_strike_key(g, pk, now_ms) != PARLEY_OK)
+    rc = PARLEY_EDENIED;
+  return rc;
+}
+
+void parley_rl_guard_sweep(struct parley_rl_guard *g, uint64_t now_ms) {
+  parley_rl_sweep(g->conn, now_ms);
+  parley_rl_sweep(g->hs, now_ms);
+  parley_rl_sweep(g->bad, now_ms);
+}
+
+void parley_rl_guard_stats(const struct parley_rl_guard *g, uint64_t now_ms,
+                           struct parley_rl_stats *conn,
+                           struct parley_rl_stats *handshake,
+                           struct parley_rl_stats *bad) {
+  if (conn != NULL)
+    parley_rl_stats(g->conn, now_ms, conn);
+  if (handshake != NULL)
+    parley_rl_stats(g->hs, now_ms, handshake);
+  if (bad != NULL)
+    parley_rl_stats(g->bad, now_ms, bad);
+}

@@ -137,4 +137,67 @@ void parley_rl_stats(const struct parley_rl *rl, uint64_t now_ms,
 PARLEY_NODISCARD int parley_rl_ip_key(const char *ip, char *out, size_t cap,
                                       size_t *len) PARLEY_NONNULL(1, 2, 4);
 
+/* ---- a guard for secure links ------------------------------------------- */
+
+/* Connection and handshake limits per IP address, and bans for bad input
+ * per address and per peer key, ready to plug into net/link.h's struct
+ * parley_net_guard (the four functions below have the shapes of its hooks;
+ * pass the guard as its ctx).  Three limiters:
+ *   conn       one token per accepted TCP connection, per address;
+ *   handshake  one token per handshake begun (the DH work), per address;
+ *   bad        strikes for bad input, per address and per key; its
+ *              strikes/strike_window_ms/ban_ms/ban_max_ms ban both (its
+ *              burst/rate are unused, but must be valid).
+ * A banned address is refused at connect and at handshake, a banned key
+ * once the handshake reveals it.  Addresses are keyed by parley_rl_ip_key
+ * (IPv6 by /64); keys as "pk:" + 32 raw bytes.  Pure: time is passed in. */
+struct parley_rl_guard;
+
+struct parley_rl_guard_config {
+  struct parley_rl_config conn, handshake, bad;
+};
+
+/* Suggested defaults: connections burst 64, 32/s; handshakes burst 32,
+ * 16/s; 10 strikes within 60 s ban for 60 s, doubling up to 1 h. */
+void parley_rl_guard_defaults(struct parley_rl_guard_config *cfg)
+    PARLEY_NONNULL(1);
+/* PARLEY_EINVAL (a limiter's config), PARLEY_ENOMEM.  OUT: *out, caller
+ * frees with parley_rl_guard_free. */
+PARLEY_NODISCARD int parley_rl_guard_new(
+    const struct parley_rl_guard_config *cfg, uint64_t seed,
+    struct parley_rl_guard **out) PARLEY_NONNULL(1, 3);
+/* NULL is a no-op. */
+void parley_rl_guard_free(struct parley_rl_guard *g);
+
+/* The hooks.  ctx is the struct parley_rl_guard.  ip is a numeric address
+ * (an unparsable one is refused: PARLEY_EDENIED).
+ *   connect, handshake: PARLEY_EDENIED if the address is banned, else
+ *     PARLEY_ELIMIT if its bucket is empty, else PARLEY_OK;
+ *   peer: PARLEY_EDENIED if the key or the address is banned;
+ *   strike: records a strike against the address and (if non-NULL) the
+ *     key; PARLEY_EDENIED if either is banned afterwards.
+ * Out of memory refuses (PARLEY_EDENIED) rather than admits. */
+int parley_rl_guard_connect(void *ctx, const char *ip, uint64_t now_ms)
+    PARLEY_NONNULL(1, 2);
+int parley_rl_guard_handshake(void *ctx, const char *ip, uint64_t now_ms)
+    PARLEY_NONNULL(1, 2);
+int parley_rl_guard_peer(void *ctx, const char *ip, const uint8_t *pk,
+                         uint64_t now_ms) PARLEY_NONNULL(1, 2, 3);
+int parley_rl_guard_strike(void *ctx, const char *ip, const uint8_t *pk,
+                           uint64_t now_ms) PARLEY_NONNULL(1, 2);
+
+/* The same strike and ban state, for a caller that knows only a key:
+ * records a strike against pk (32 bytes).  PARLEY_EDENIED if banned. */
+int parley_rl_guard_strike_key(struct parley_rl_guard *g, const uint8_t *pk,
+                               uint64_t now_ms) PARLEY_NONNULL(1, 2);
+
+/* Drops dormant entries of the three limiters (call from a timer). */
+void parley_rl_guard_sweep(struct parley_rl_guard *g, uint64_t now_ms)
+    PARLEY_NONNULL(1);
+/* Stats of the three limiters (any OUT pointer may be NULL). */
+void parley_rl_guard_stats(const struct parley_rl_guard *g, uint64_t now_ms,
+                           struct parley_rl_stats *conn,
+                           struct parley_rl_stats *handshake,
+                           struct parley_rl_stats *bad) PARLEY_NONNULL(1);
+
 #endif

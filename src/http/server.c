@@ -163,6 +163,31 @@ static void on_timer(uv_timer_t *t) {
   run((struct parley_http *)t->data);
 }
 
+int parley_http_remote_ip(const struct parley_http_req *r, char *out,
+                          size_t cap) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+      r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  const void *a;
+
+  if (sa == NULL)
+    return PARLEY_ENOTFOUND;
+  if (sa->sa_family == AF_INET)
+    a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+  else if (sa->sa_family == AF_INET6)
+    a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+  else
+    return PARLEY_ENOTFOUND;
+  if (inet_ntop(sa->sa_family, a, out, (socklen_t)cap) == NULL)
+    return PARLEY_ETOOBIG;
+  return PARLEY_OK;
+}
+
+size_t parley_http_header_count(const struct parley_http_req *r) {
+  int n = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, NULL, NULL);
+  return n > 0 ? (size_t)n : 0;
+}
+
 int parley_http_add_connection(struct parley_http *h, int fd) {
   struct sockaddr_in sin;
 

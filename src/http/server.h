@@ -90,6 +90,14 @@ const char *parley_http_header(const struct parley_http_req *r,
                                const char *name) PARLEY_NONNULL(1, 2);
 const uint8_t *parley_http_body(const struct parley_http_req *r, size_t *len)
     PARLEY_NONNULL(1, 2);
+/* The client's numeric address ("127.0.0.1", "::1"), NUL-terminated in
+ * out[cap].  PARLEY_ENOTFOUND if MHD does not know it (a socketpair). */
+PARLEY_NODISCARD int parley_http_remote_ip(const struct parley_http_req *r,
+                                           char *out, size_t cap)
+    PARLEY_NONNULL(1, 2);
+/* Number of request headers (for a limit on header count). */
+size_t parley_http_header_count(const struct parley_http_req *r)
+    PARLEY_NONNULL(1);
 
 /* Answers.  body is copied.  Extra headers: NULL or a NULL-terminated list
  * of name, value pairs. */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -332,6 +333,11 @@ static int write_index_json(const struct parley_index *idx) {
         (void)json_object_set_new(o, "raft", json_string(cs.members[i].raft));
     (void)json_object_set_new(o, "node", json_integer((json_int_t)cs.id));
   }
+  /* Where `parley-index token create --data DIR` finds the key that signs
+   * this cluster's tokens. */
+  if (idx->cluster_key_file != NULL)
+    (void)json_object_set_new(o, "cluster_key_file",
+                              json_string(idx->cluster_key_file));
   parley_buf_init(&b, 64 * 1024);
   if (json_dump_callback(o, dump_to_buf, &b, JSON_COMPACT) < 0 ||
       parley_buf_append(&b, "\n", 1) < 0)
@@ -379,6 +385,7 @@ void parley__index_close_done(struct parley_index *idx) {
   idx->reg = NULL;
   parley_identity_wipe(&idx->id);
   parley_free(idx->data_dir);
+  parley_free(idx->cluster_key_file);
   parley_free(idx);
 }
 
@@ -398,6 +405,7 @@ static int start(struct parley_index *idx,
   struct parley_reg_limits lim;
   struct parley_reg_observer obs;
   struct parley_net_config ncfg;
+  struct parley_net_guard guard;
   int created = 0, rc;
 
   rc = parley_crypto_init();
@@ -443,6 +451,10 @@ static int start(struct parley_index *idx,
   obs.on_change = on_change;
   obs.ctx = idx;
   parley_registry_set_observer(idx->reg, &obs);
+  /* Token keys (created on first start), clients and abuse limits. */
+  rc = parley__index_auth_start(idx, cfg, &guard);
+  if (rc < 0)
+    return rc;
 
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.loop = idx->loop;
@@ -454,6 +466,7 @@ static int start(struct parley_index *idx,
   ncfg.max_links = idx->max_links;
   ncfg.on_turn_end = on_turn_end;
   ncfg.ctx = idx;
+  ncfg.guard = &guard;
   rc = parley_net_new(&ncfg, &idx->net);
   if (rc < 0)
     return rc;
@@ -537,6 +550,14 @@ int parley_index_new(const struct parley_index_config *cfg,
   parley_map_init(&idx->topics, random_seed());
   uv_timer_init(idx->loop, &idx->lease_timer);
   idx->lease_timer.data = idx;
+  uv_timer_init(idx->loop, &idx->house_timer);
+  idx->house_timer.data = idx;
+  if (cfg->cluster_key_file != NULL && cfg->nmembers > 0) {
+    char *abs = realpath(cfg->cluster_key_file, NULL);
+    idx->cluster_key_file =
+        parley_strdup(abs != NULL ? abs : cfg->cluster_key_file);
+    free(abs); /* from realpath */
+  }
 
   rc = start(idx, cfg);
   if (rc < 0) {
@@ -567,6 +588,7 @@ void parley_index_free(struct parley_index *idx) {
   parley_map_close(&idx->topics); /* emptied by detach_all */
   idx->pending_closes = 1;
   uv_close((uv_handle_t *)&idx->lease_timer, on_timer_closed);
+  parley__index_auth_stop(idx); /* after the net and HTTP that use it */
   /* The consensus node may still apply entries while it winds down (its
    * observer is gone), so the registry goes once it is closed. */
   parley__index_cluster_stop(idx);

@@ -29,6 +29,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 
 /* Version reported by /v1/status. */
 #define PARLEY_INDEX_VERSION "0.1.0"
@@ -37,6 +38,10 @@
 #define PARLEY_INDEX_DEFAULT_LEASE_MS 10000u
 /* The log is folded into a new snapshot once it holds this many entries. */
 #define PARLEY_INDEX_COMPACT_AFTER 10000u
+/* Defaults of the abuse limits (docs/SECURITY.md, "Abuse resistance"). */
+#define PARLEY_INDEX_DEFAULT_SUB_RATE 100u     /* SUBSCRIBE+UNSUBSCRIBE/s */
+#define PARLEY_INDEX_DEFAULT_MAX_HEADERS 64u   /* HTTP request headers */
+#define PARLEY_INDEX_DEFAULT_AUTH_RELOAD_MS 2000u
 
 struct parley_index;
 
@@ -72,6 +77,30 @@ struct parley_index_config {
   unsigned raft_heartbeat_ms;  /* 0 = default (40) */
   unsigned raft_snapshot_threshold; /* 0 = default (1024 entries) */
   unsigned raft_snapshot_trailing;  /* 0 = default (256 entries) */
+  /* Recorded in DIR/index.json ("cluster_key_file") so that
+   * `parley-index token create --data DIR` finds the key; may be NULL. */
+  const char *cluster_key_file;
+
+  /* Authentication (docs/internals/AUTH.md): every HTTP endpoint but
+   * POST /oauth/token and the dashboard's static files needs a bearer
+   * JWT.  Its signing keys live in DIR/jwt-keys.json (single node;
+   * created on first start) or are derived from cluster_key (cluster
+   * mode); OAuth clients in DIR/oauth-clients.json.  Both files are read
+   * again every auth_reload_ms when they changed (the CLI edits them). */
+  uint64_t auth_reload_ms;      /* 0 = PARLEY_INDEX_DEFAULT_AUTH_RELOAD_MS */
+  uint32_t auth_leeway_s;       /* clock skew allowed on exp/nbf, 0..30 */
+  /* Abuse resistance.  guard: per-IP connection and handshake limits and
+   * bans for bad input on the peer port (copied; NULL =
+   * parley_rl_guard_defaults).  token_limit: POST /oauth/token per IP
+   * (copied; NULL = burst 10, 1 per 6 s, 5 bad secrets in 10 min ban for
+   * 15 min).  sub_burst/sub_rate: SUBSCRIBE+UNSUBSCRIBE per peer key
+   * (0 = max_subs / PARLEY_INDEX_DEFAULT_SUB_RATE per second); over it a
+   * request is answered ERROR(ELIMIT).  http_max_headers: requests with
+   * more headers get 431 (0 = PARLEY_INDEX_DEFAULT_MAX_HEADERS). */
+  const struct parley_rl_guard_config *guard;
+  const struct parley_rl_config *token_limit;
+  uint32_t sub_burst, sub_rate;
+  uint32_t http_max_headers;
 };
 
 /* Creates the index and starts it: creates data_dir, loads or creates the
@@ -120,6 +149,14 @@ struct parley_index_stats {
   uint64_t watch_events; /* WATCH_EVENT frames sent */
   uint64_t links_open;   /* gauge: links past on_open */
   uint64_t watches;      /* gauge: (link, topic) watch pairs */
+  uint64_t sub_limited;  /* SUBSCRIBE/UNSUBSCRIBE refused (churn limit) */
+  uint64_t peer_bans;    /* links closed: banned after frames the index
+                            does not serve */
+  /* HTTP authentication and limits. */
+  uint64_t http_401, http_403, http_431;
+  uint64_t tokens_issued;          /* 200 from POST /oauth/token */
+  uint64_t token_refused[3];       /* 400, 401, 429 from it */
+  uint64_t auth_reloads, auth_reload_errors;
 };
 void parley_index_get_stats(const struct parley_index *idx,
                             struct parley_index_stats *out)

@@ -1,5 +1,6 @@
 /* server_http.c — the index's HTTP side: /metrics and the read-only /v1 API.
- * Every answer is built in memory from the current state and sent whole. */
+ * Every answer is built in memory from the current state and sent whole.
+ * Every request passes parley__index_http_gate (server_auth.c) first. */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,12 +22,14 @@ enum {
   ROUTE_PEERS,
   ROUTE_TOPICS,
   ROUTE_CLUSTER,
+  ROUTE_TOKEN,
+  ROUTE_DASHBOARD,
   ROUTE_OTHER
 };
 
-static const char *const route_names[] = {"/metrics",   "/v1/status",
-                                          "/v1/peers",  "/v1/topics",
-                                          "/v1/cluster", "other"};
+static const char *const route_names[] = {
+    "/metrics",    "/v1/status",   "/v1/peers",  "/v1/topics",
+    "/v1/cluster", "/oauth/token", "/dashboard", "other"};
 
 static int dump_cb(const char *p, size_t n, void *ctx) {
   return parley_buf_append(ctx, p, n) < 0 ? -1 : 0;
@@ -146,6 +149,8 @@ static int write_metrics(struct parley_index *idx, struct parley_buf *b) {
       parley_regstore_log_entries(idx->rs));
   if (rc == 0)
     rc = parley__index_cluster_metrics(idx, b);
+  if (rc == 0)
+    rc = parley__index_auth_metrics(idx, b);
   if (rc == 0)
     rc = parley_prom_header(b, "parley_index_requests_total", "counter",
                             "Frames received on peer links, by type.");
@@ -329,17 +334,24 @@ void parley__index_http_handler(void *ctx, struct parley_http_req *r) {
       route = i;
   if (route == ROUTE_OTHER && strncmp(path, "/v1/cluster/", 12) == 0)
     route = ROUTE_CLUSTER;
+  if (route == ROUTE_OTHER && strncmp(path, "/dashboard/", 11) == 0)
+    route = ROUTE_DASHBOARD;
   idx->http_by_route[route]++;
   if (idx->closing) {
     parley__index_respond_error(r, 503, PARLEY_EUNAVAIL,
                                 "index is shutting down", NULL);
     return;
   }
+  /* Header limit, bearer token, the token endpoint and the dashboard's
+   * static files: nothing below runs for a request it refused. */
+  if (parley__index_http_gate(idx, r))
+    return;
   if (route == ROUTE_CLUSTER) {
     parley__index_http_cluster(idx, r);
     return;
   }
-  if (route == ROUTE_OTHER) {
+  if (route == ROUTE_OTHER || route == ROUTE_TOKEN ||
+      route == ROUTE_DASHBOARD) { /* the gate answers the last two */
     parley__index_respond_error(r, 404, PARLEY_ENOTFOUND, "no such endpoint",
                                 NULL);
     return;

@@ -5,6 +5,9 @@
  *                    leases and expiry, the registry observer (watch fan-out)
  *   server_peer.c    link callbacks and the peer requests
  *   server_http.c    /metrics and the /v1 API
+ *   server_auth.c    bearer tokens on every route, POST /oauth/token, the
+ *                    abuse limits (peer-port guard, subscription churn,
+ *                    header count) and their metrics
  *   server_cluster.c cluster mode: consensus hooks, proposals, leadership
  *                    and leases, /v1/cluster and the raft metrics
  *
@@ -19,6 +22,8 @@
 #include "core/map.h"
 #include "core/util.h"
 #include "crypto/identity.h"
+#include "http/auth.h"
+#include "http/ratelimit.h"
 #include "http/server.h"
 #include "index/consensus.h"
 #include "index/lease.h"
@@ -132,6 +137,16 @@ struct parley_index {
   uint64_t proposals;        /* commands proposed (cluster leader) */
   uint64_t start_mono;
   int closing;
+
+  /* Authentication and abuse limits (server_auth.c). */
+  struct parley_auth *auth;
+  struct parley_rl_guard *guard; /* the peer port's guard */
+  struct parley_rl *sub_rl;      /* SUBSCRIBE/UNSUBSCRIBE per peer key */
+  struct parley_rl *token_rl;    /* POST /oauth/token per client address */
+  uv_timer_t house_timer;        /* auth reload, limiter sweeps */
+  uint64_t auth_reload_ms;
+  uint32_t http_max_headers;
+  char *cluster_key_file;        /* for index.json; owned, may be NULL */
 };
 
 /* server.c -------------------------------------------------------------- */
@@ -208,6 +223,29 @@ void parley__index_respond_json(struct parley_http_req *r, unsigned status,
 void parley__index_respond_error(struct parley_http_req *r, unsigned status,
                                  int code, const char *msg,
                                  const char *const *headers);
+
+/* server_auth.c --------------------------------------------------------- */
+
+/* Creates the token keys and clients (file or cluster mode), the limiters
+ * and the housekeeping timer; fills *ncfg's guard.  Before the listeners. */
+PARLEY_NODISCARD int parley__index_auth_start(
+    struct parley_index *idx, const struct parley_index_config *cfg,
+    struct parley_net_guard *guard);
+/* Frees what auth_start made; closes the timer (close_done follows). */
+void parley__index_auth_stop(struct parley_index *idx);
+/* The HTTP front door, before any route runs: header count, POST
+ * /oauth/token, the dashboard's static files and the bearer check.
+ * Returns 1 when it answered r, 0 when the route may go on. */
+int parley__index_http_gate(struct parley_index *idx,
+                            struct parley_http_req *r);
+/* SUBSCRIBE/UNSUBSCRIBE churn of pk.  PARLEY_ELIMIT (with *retry_ms). */
+PARLEY_NODISCARD int parley__index_sub_take(struct parley_index *idx,
+                                            const uint8_t pk[32],
+                                            uint64_t *retry_ms);
+/* The auth, net guard and rate limit metrics. */
+PARLEY_NODISCARD int parley__index_auth_metrics(struct parley_index *idx,
+                                                struct parley_buf *b);
+
 
 /* server_cluster.c ------------------------------------------------------ */
 

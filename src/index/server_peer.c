@@ -1,4 +1,5 @@
 /* server_peer.c — the index's side of peer links: one request at a time. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -509,6 +510,7 @@ static void on_subscribe(struct ix_conn *c, const struct parley_frame *f,
                          int sub) {
   struct parley_reg_cmd cmd;
   uint32_t req = f->u.topic.req;
+  uint64_t retry_ms;
   int rc;
 
   if (!topic_ok(f->u.topic.topic)) {
@@ -517,6 +519,16 @@ static void on_subscribe(struct ix_conn *c, const struct parley_frame *f,
   }
   if (!parley__index_writable(c->idx)) {
     parley__index_redirect(c, req);
+    return;
+  }
+  /* Churn limit per peer key: every change costs a registry command, a
+   * log append (or a Raft entry) and watch events. */
+  if (parley__index_sub_take(c->idx, c->pk, &retry_ms) < 0) {
+    char text[80];
+    snprintf(text, sizeof text,
+             "too many subscription changes; retry in %llu ms",
+             (unsigned long long)retry_ms);
+    reply_error(c, req, PARLEY_ELIMIT, text);
     return;
   }
   memset(&cmd, 0, sizeof cmd);
@@ -646,7 +658,19 @@ static void on_frame(struct parley_link *l, const struct parley_frame *f) {
                f->u.error.text.ptr);
     break;
   default:
-    /* MSG, ACK, and the index's own answer frames make no sense here. */
+    /* MSG, ACK, and the index's own answer frames make no sense here.
+     * Each one is a strike against the peer's address and key; a peer
+     * that keeps sending them is banned and cut off. */
+    if (parley_link_strike(l) == PARLEY_EDENIED) {
+      idx->st.peer_bans++;
+      PARLEY_LOG(idx->log, PARLEY_LOG_WARN,
+                 "peer %s from %s: banned for repeated invalid frames",
+                 c->id, parley_link_peername(l));
+      idx->st.errors++;
+      parley_link_fail(l, frame_req(f), PARLEY_EDENIED,
+                       "banned for repeated invalid frames");
+      break;
+    }
     reply_error(c, frame_req(f), PARLEY_EPROTO,
                 "frame type not served by the index");
     break;

@@ -39,8 +39,10 @@ static int resolve(const char *host, uint16_t port,
   return PARLEY_EINVAL;
 }
 
-static void format_sockaddr(const struct sockaddr *sa, char *out,
-                            size_t cap) {
+/* "ip:port" (or "[ip6]:port") into out; the bare address into ip (if
+ * non-NULL, ipcap bytes). */
+static void format_sockaddr(const struct sockaddr *sa, char *out, size_t cap,
+                            char *ipout, size_t ipcap) {
   char ip[64];
 
   if (sa->sa_family == AF_INET) {
@@ -54,8 +56,11 @@ static void format_sockaddr(const struct sockaddr *sa, char *out,
       copy_bounded(ip, sizeof ip, "?");
     snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
   } else {
+    copy_bounded(ip, sizeof ip, "?");
     copy_bounded(out, cap, "?");
   }
+  if (ipout != NULL)
+    copy_bounded(ipout, ipcap, ip);
 }
 
 static void set_peername(struct parley_link *l) {
@@ -64,7 +69,64 @@ static void set_peername(struct parley_link *l) {
 
   if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
     format_sockaddr((const struct sockaddr *)&ss, l->peername,
-                    sizeof l->peername);
+                    sizeof l->peername, l->remote_ip, sizeof l->remote_ip);
+}
+
+/* ---- the guard ----------------------------------------------------------- */
+
+int parley__link_guard_handshake(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  int rc;
+
+  if (!l->accepted || l->hs_charged || net->guard.on_handshake == NULL)
+    return PARLEY_OK;
+  l->hs_charged = 1;
+  rc = net->guard.on_handshake(net->guard.ctx, l->remote_ip,
+                               uv_now(net->loop));
+  if (rc >= 0)
+    return PARLEY_OK;
+  net->stats.handshakes_limited++;
+  PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: handshake refused: %s",
+             l->peername, parley_err_name(rc));
+  l->silent = 1; /* not a failed handshake: one we declined */
+  parley__link_close(l, rc == PARLEY_ELIMIT ? rc : PARLEY_EDENIED);
+  return PARLEY_EDENIED;
+}
+
+int parley__link_guard_peer(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  int rc;
+
+  if (!l->accepted || net->guard.on_peer == NULL)
+    return PARLEY_OK;
+  rc = net->guard.on_peer(net->guard.ctx, l->remote_ip, l->remote_pk,
+                          uv_now(net->loop));
+  if (rc >= 0)
+    return PARLEY_OK;
+  net->stats.peers_banned++;
+  PARLEY_LOG(net->log, PARLEY_LOG_INFO, "link %s: refused: %s", l->peername,
+             parley_err_name(rc));
+  l->silent = 1;
+  parley__link_close(l, PARLEY_EDENIED);
+  return PARLEY_EDENIED;
+}
+
+int parley__link_guard_strike(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  int rc;
+
+  if (!l->accepted || net->guard.on_strike == NULL)
+    return PARLEY_OK;
+  net->stats.strikes++;
+  rc = net->guard.on_strike(net->guard.ctx, l->remote_ip,
+                            l->has_session ? l->remote_pk : NULL,
+                            uv_now(net->loop));
+  if (rc != PARLEY_EDENIED)
+    return PARLEY_OK;
+  net->stats.strike_bans++;
+  PARLEY_LOG(net->log, PARLEY_LOG_INFO,
+             "link %s: banned for repeated bad input", l->peername);
+  return PARLEY_EDENIED;
 }
 
 /* Frees the net once every handle it owns went through its close callback
@@ -144,6 +206,7 @@ static int link_new(struct parley_net *net, int accepted,
   l->state = PARLEY_LINK_PREAMBLE;
   l->close_reason = PARLEY_ECLOSED;
   copy_bounded(l->peername, sizeof l->peername, "?");
+  copy_bounded(l->remote_ip, sizeof l->remote_ip, "?");
   parley_buf_init(&l->in, PARLEY_WIRE_RECORD_HDR + PARLEY_MAX_RECORD +
                               PARLEY_WIRE_TAG);
   parley_buf_init(&l->pt, (size_t)net->max_frame + PARLEY_WIRE_FRAME_HDR +
@@ -265,6 +328,8 @@ int parley_net_new(const struct parley_net_config *cfg,
                                                  : PARLEY_HANDSHAKE_TIMEOUT_MS;
   net->on_turn_end = cfg->on_turn_end;
   net->ctx = cfg->ctx;
+  if (cfg->guard != NULL)
+    net->guard = *cfg->guard;
 
   /* The prepare handle stays active for the net's whole life (a no-op turn
    * costs one list walk) but unreferenced, so it never keeps the loop
@@ -348,7 +413,7 @@ static void refuse(struct parley_listener *ls, const char *why) {
   net->n_handles++;
   if (uv_accept((uv_stream_t *)&ls->tcp, (uv_stream_t *)&rc->tcp) == 0 &&
       uv_tcp_getpeername(&rc->tcp, (struct sockaddr *)&ss, &len) == 0)
-    format_sockaddr((const struct sockaddr *)&ss, who, sizeof who);
+    format_sockaddr((const struct sockaddr *)&ss, who, sizeof who, NULL, 0);
   net->stats.links_refused++;
   PARLEY_LOG(net->log, PARLEY_LOG_WARN,
              "listener :%u: refusing %s: %s (%u links live, max_links %u)",
@@ -394,6 +459,22 @@ static void on_connection(uv_stream_t *server, int status) {
   l->connected = 1;
   net->stats.links_accepted++;
   set_peername(l);
+  if (net->guard.on_connect != NULL) {
+    rc = net->guard.on_connect(net->guard.ctx, l->remote_ip,
+                               uv_now(net->loop));
+    if (rc < 0) {
+      /* Closed before a byte is read or written: the cheapest refusal. */
+      if (rc == PARLEY_ELIMIT)
+        net->stats.conns_limited++;
+      else
+        net->stats.conns_banned++;
+      PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: refused: %s",
+                 l->peername, parley_err_name(rc));
+      l->silent = 1;
+      parley__link_close(l, rc == PARLEY_ELIMIT ? rc : PARLEY_EDENIED);
+      return;
+    }
+  }
   rc = parley_handshake_init(&l->hs, 0, net->id, NULL);
   if (rc >= 0)
     rc = parley__link_start(l);
@@ -507,7 +588,7 @@ int parley_net_connect(struct parley_net *net, const char *host,
   if (rc < 0)
     return rc;
   format_sockaddr((const struct sockaddr *)&ss, l->peername,
-                  sizeof l->peername);
+                  sizeof l->peername, l->remote_ip, sizeof l->remote_ip);
   rc = parley_handshake_init(&l->hs, 1, net->id, expected_pk);
   if (rc == 0) {
     l->connect_req.data = l;
@@ -575,6 +656,14 @@ uint32_t parley_link_remote_caps(const struct parley_link *l) {
 
 const char *parley_link_peername(const struct parley_link *l) {
   return l->peername;
+}
+
+const char *parley_link_remote_ip(const struct parley_link *l) {
+  return l->remote_ip;
+}
+
+int parley_link_strike(struct parley_link *l) {
+  return parley__link_guard_strike(l);
 }
 
 int parley_link_accepted(const struct parley_link *l) { return l->accepted; }

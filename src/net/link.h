@@ -62,6 +62,37 @@ struct parley_link_cbs {
   void (*on_close)(struct parley_link *l, int reason);
 };
 
+/* Abuse resistance for accepted links (struct parley_net_config.guard).
+ * The net asks the guard before it spends work on a remote and tells it
+ * about bad input; the policy (token buckets, strikes, bans) is the
+ * guard's.  Every hook may be NULL.  ip is the remote's numeric address
+ * without the port ("127.0.0.1", "::1"), pk its authenticated Ed25519 key
+ * (32 bytes) or NULL before the handshake finished, now_ms the loop's
+ * clock (uv_now).  A hook that returns PARLEY_ELIMIT (too many, too fast)
+ * or PARLEY_EDENIED (banned; any other negative value counts as this)
+ * refuses: the link is closed at once, without on_open or on_close, and
+ * the refusal is counted in struct parley_net_stats.  Dialled links are
+ * never asked about.  The hooks have the shapes of parley_rl_guard_* in
+ * http/ratelimit.h, which implement them; the net itself does not depend
+ * on that module. */
+struct parley_net_guard {
+  void *ctx;
+  /* A TCP connection was accepted; nothing was read from it yet. */
+  int (*on_connect)(void *ctx, const char *ip, uint64_t now_ms);
+  /* The link's first handshake message arrived: answering it costs the
+   * Diffie-Hellman work of the handshake. */
+  int (*on_handshake)(void *ctx, const char *ip, uint64_t now_ms);
+  /* The handshake finished and pk is known (refuse a banned key). */
+  int (*on_peer)(void *ctx, const char *ip, const uint8_t *pk,
+                 uint64_t now_ms);
+  /* The link sent bad input (a bad preamble, handshake, record or frame,
+   * or what an upper layer reports through parley_link_strike).  Return
+   * PARLEY_EDENIED when the remote is banned now.  Links the net itself
+   * reports are closed whatever the answer. */
+  int (*on_strike)(void *ctx, const char *ip, const uint8_t *pk,
+                   uint64_t now_ms);
+};
+
 struct parley_net_config {
   uv_loop_t *loop;                   /* borrowed */
   const struct parley_identity *id;  /* borrowed */
@@ -74,6 +105,7 @@ struct parley_net_config {
   uint32_t handshake_timeout_ms;     /* 0 = PARLEY_HANDSHAKE_TIMEOUT_MS */
   void (*on_turn_end)(void *ctx);    /* may be NULL */
   void *ctx;                         /* for on_turn_end */
+  const struct parley_net_guard *guard; /* copied; NULL = no guard */
 };
 
 struct parley_net_stats {
@@ -84,6 +116,17 @@ struct parley_net_stats {
   uint64_t links_accepted, links_dialled, links_refused;
   uint64_t protocol_errors;           /* links closed for bad input */
   uint64_t links_open;                /* gauge */
+  /* What the guard (struct parley_net_guard) refused or was told; all
+   * about accepted links, all 0 without a guard. */
+  uint64_t conns_limited;      /* connections refused by on_connect:
+                                  PARLEY_ELIMIT (rate) */
+  uint64_t conns_banned;       /* connections refused by on_connect:
+                                  banned (any other refusal) */
+  uint64_t handshakes_limited; /* handshakes refused by on_handshake */
+  uint64_t peers_banned;       /* links refused by on_peer */
+  uint64_t strikes;            /* bad-input reports (on_strike calls) */
+  uint64_t strike_bans;        /* reports after which the remote was
+                                  banned (on_strike said PARLEY_EDENIED) */
 };
 
 PARLEY_NODISCARD int parley_net_new(const struct parley_net_config *cfg,
@@ -155,6 +198,18 @@ const char *parley_link_remote_addr(const struct parley_link *l)
 uint32_t parley_link_remote_caps(const struct parley_link *l) PARLEY_NONNULL(1);
 /* The TCP peer address "ip:port" of the socket. */
 const char *parley_link_peername(const struct parley_link *l) PARLEY_NONNULL(1);
+/* The remote's numeric IP address alone ("127.0.0.1", "::1"; "?" when
+ * unknown), as given to the guard. */
+const char *parley_link_remote_ip(const struct parley_link *l)
+    PARLEY_NONNULL(1);
+/* Reports bad input from l's remote to the guard's on_strike, as the net
+ * does for what it refuses itself; for an upper layer that finds a frame
+ * it cannot accept (e.g. a request type it does not serve).  Returns
+ * PARLEY_EDENIED when the remote is banned now (the caller should close
+ * the link, e.g. with parley_link_fail), else PARLEY_OK (also without a
+ * guard, and for dialled links, which are never reported). */
+PARLEY_NODISCARD int parley_link_strike(struct parley_link *l)
+    PARLEY_NONNULL(1);
 int parley_link_accepted(const struct parley_link *l) PARLEY_NONNULL(1);
 /* Bytes queued or in flight. */
 size_t parley_link_sendq(const struct parley_link *l) PARLEY_NONNULL(1);

@@ -86,6 +86,8 @@ struct parley_link {
   char remote_name[PARLEY_MAX_NAME + 1];
   char remote_addr[PARLEY_MAX_ADDR + 1];
   char peername[PARLEY_NET_PEERNAME];
+  char remote_ip[PARLEY_NET_PEERNAME]; /* peername without the port */
+  int hs_charged; /* the guard's on_handshake was asked */
 };
 
 struct parley_listener {
@@ -110,6 +112,7 @@ struct parley_net {
   uint32_t hs_timeout_ms;
   void (*on_turn_end)(void *ctx);
   void *ctx;
+  struct parley_net_guard guard; /* all NULL without a guard */
 
   uv_prepare_t prepare; /* the flush hook; always active, unreferenced */
   struct parley_listener *listeners;
@@ -127,6 +130,14 @@ void parley__link_close(struct parley_link *l, int reason);
 /* The link timer: closes a link still not open (PARLEY_ETIMEDOUT) or a
  * failing link whose ERROR did not drain (its fail reason). */
 void parley__link_timeout(uv_timer_t *t);
+
+/* Asks the guard's on_handshake (accepted links, once) and on_peer hooks.
+ * Returns < 0 when the link must be refused: it was closed and counted. */
+PARLEY_NODISCARD int parley__link_guard_handshake(struct parley_link *l);
+PARLEY_NODISCARD int parley__link_guard_peer(struct parley_link *l);
+/* Reports bad input from an accepted link to the guard (counted).
+ * PARLEY_EDENIED if the remote is banned now. */
+int parley__link_guard_strike(struct parley_link *l);
 
 /* link_io.c */
 /* Called once TCP is established: sends the preamble (and Noise message 1

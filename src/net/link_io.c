@@ -180,6 +180,7 @@ void parley__link_fail(struct parley_link *l, uint32_t req, int code,
 /* Bad input: count it, log it, answer ERROR if a session exists, close. */
 static void proto_error(struct parley_link *l, int rc, const char *what) {
   l->net->stats.protocol_errors++;
+  (void)parley__link_guard_strike(l); /* closed below whatever it says */
   PARLEY_LOG(l->net->log, PARLEY_LOG_WARN, "link %s: %s: %s", l->peername,
              what, parley_strerror(rc));
   parley__link_fail(l, 0, rc, what, rc);
@@ -421,10 +422,14 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
     proto_error(l, rc, "bad handshake message");
     return rc;
   }
+  /* Ask before the Diffie-Hellman work that answering costs. */
+  if (parley__link_guard_handshake(l) < 0)
+    return PARLEY_EDENIED;
   rc = parley_handshake_read(&l->hs, msg, mlen);
   if (rc < 0) {
     if (rc != PARLEY_EAUTH)
       net->stats.protocol_errors++;
+    (void)parley__link_guard_strike(l);
     PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: handshake failed: %s",
                l->peername, parley_strerror(rc));
     parley__link_close(l, rc);
@@ -437,6 +442,8 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
     /* Keep h before finish wipes the handshake: the channel binding. */
     memcpy(l->binding, parley_noise_hash(&l->hs.noise), sizeof l->binding);
     rc = parley_handshake_finish(&l->hs, &l->sess, l->remote_pk);
+    if (rc >= 0 && parley__link_guard_peer(l) < 0)
+      return PARLEY_EDENIED; /* a banned key: closed */
     if (rc >= 0) {
       l->has_session = 1;
       l->state = PARLEY_LINK_HELLO_WAIT;

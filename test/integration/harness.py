@@ -142,10 +142,15 @@ class Index(Proc):
         self.argv[i + 1] = self.addr
         self.start()
 
-    def get(self, path):
-        with urllib.request.urlopen("http://%s%s" % (self.http, path),
-                                    timeout=5) as r:
-            return r.read().decode()
+    @property
+    def token(self):
+        """An admin token for this index (minted once, on first use)."""
+        if getattr(self, "_token", None) is None:
+            self._token = mint_token(self.data)
+        return self._token
+
+    def get(self, path, token=None):
+        return http_get(self.http, path, token or self.token)
 
 
 class Peer(Proc):
@@ -214,6 +219,34 @@ class Peer(Proc):
             self.history(*args)), timeout, what="%d messages at %s" % (n, self.name))
 
 
+def mint_token(data, role="admin", ttl="1h", cluster_key=None,
+               subject=None):
+    """A bearer JWT for the parley-index whose data directory is data:
+    `parley-index token create --data DIR --role ROLE --ttl TTL` (with
+    --cluster-key for a cluster member).  Works while the index runs."""
+    argv = [os.path.join(BIN, "parley-index"), "token", "create", "--data",
+            data, "--role", role, "--ttl", str(ttl)]
+    if cluster_key:
+        argv += ["--cluster-key", cluster_key]
+    if subject:
+        argv += ["--subject", subject]
+    r = subprocess.run(argv, capture_output=True, timeout=30 * SLOW)
+    if r.returncode != 0:
+        raise AssertionError("token create failed (%d): %s" % (
+            r.returncode, r.stderr.decode()))
+    return r.stdout.decode().strip()
+
+
+def http_get(hostport_, path, token=None, timeout=5):
+    """GET http://HOSTPORT/PATH with an optional bearer token; returns the
+    body (raises urllib.error.HTTPError on 4xx/5xx)."""
+    req = urllib.request.Request("http://%s%s" % (hostport_, path))
+    if token:
+        req.add_header("Authorization", "Bearer %s" % token)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read().decode()
+
+
 def hostport(addr):
     h, p = addr.rsplit(":", 1)
     return h, int(p)
@@ -275,6 +308,7 @@ class ClusterNode(Proc):
     def __init__(self, node_id, members, key, ports, data=None, join=False,
                  lease=None, extra=(), name=None):
         self.node_id = node_id
+        self.key = key
         self.data = data or tmpdir("parley-node%d-" % node_id)
         self.listen = "127.0.0.1:%d" % ports[0]
         self.http = "127.0.0.1:%d" % ports[1]
@@ -296,10 +330,16 @@ class ClusterNode(Proc):
             self.argv.remove("--join")  # it is a member now
         self.start()
 
-    def get(self, path, timeout=5):
-        with urllib.request.urlopen("http://%s%s" % (self.http, path),
-                                    timeout=timeout) as r:
-            return r.read().decode()
+    @property
+    def token(self):
+        """An admin token minted from this node's data directory and the
+        cluster key: it verifies on every member."""
+        if getattr(self, "_token", None) is None:
+            self._token = mint_token(self.data, cluster_key=self.key)
+        return self._token
+
+    def get(self, path, timeout=5, token=None):
+        return http_get(self.http, path, token or self.token, timeout)
 
     def cluster(self):
         return json.loads(self.get("/v1/cluster"))
@@ -338,6 +378,7 @@ class Cluster:
         self.nodes = {}
         self.lease = lease
         self.extra = list(extra)
+        self._token = None
         for i in range(n):
             nid = i + 1
             self.nodes[nid] = ClusterNode(
@@ -346,6 +387,14 @@ class Cluster:
 
     def alive(self):
         return [n for n in self.nodes.values() if n.alive()]
+
+    @property
+    def token(self):
+        """An admin token for the whole cluster (for `parley-index cluster
+        ... --token`)."""
+        if self._token is None:
+            self._token = self.nodes[min(self.nodes)].token
+        return self._token
 
     def index_arg(self):
         return ",".join(n.listen for n in self.nodes.values())

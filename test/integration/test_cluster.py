@@ -225,7 +225,8 @@ class ClusterTest(unittest.TestCase):
         follower = [n for n in self.cluster.nodes.values()
                     if n is not leader][0]
         r = subprocess.run([os.path.join(h.BIN, "parley-index"), "cluster",
-                            "status", "--http", follower.http],
+                            "status", "--http", follower.http,
+                            "--token", self.cluster.token],
                            capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         text = r.stdout.decode()
@@ -358,7 +359,8 @@ class ClusterTest(unittest.TestCase):
                             if n.alive() and n.node_id != nid and
                             n.leader_id() != n.node_id][0]
                 r = subprocess.run([cli, "cluster", "add", str(nid), addr,
-                                    "--http", follower.http],
+                                    "--http", follower.http,
+                                    "--token", self.cluster.token],
                                    capture_output=True, timeout=120)
                 self.assertEqual(r.returncode, 0,
                                  r.stderr.decode() + node.logtext()[-3000:])
@@ -375,19 +377,22 @@ class ClusterTest(unittest.TestCase):
             # Adding an existing id is refused, so is removing a stranger,
             # and a bad body is a 400.
             r = subprocess.run([cli, "cluster", "add", "4", added[0][1],
-                                "--http", leader.http],
+                                "--http", leader.http,
+                                "--token", self.cluster.token],
                                capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"HTTP 409", r.stderr)
             r = subprocess.run([cli, "cluster", "remove", "99",
-                                "--http", leader.http],
+                                "--http", leader.http,
+                                "--token", self.cluster.token],
                                capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"HTTP 404", r.stderr)
             leader = self.cluster.wait_leader()
             req = urllib.request.Request(
                 "http://%s/v1/cluster/add" % leader.http, data=b"{\"id\":0}",
-                method="POST")
+                method="POST",
+                headers={"Authorization": "Bearer " + self.cluster.token})
             with self.assertRaises(urllib.error.HTTPError) as cm:
                 urllib.request.urlopen(req, timeout=10)
             self.assertEqual(cm.exception.code, 400)
@@ -396,7 +401,8 @@ class ClusterTest(unittest.TestCase):
             gone = [n for n in self.cluster.nodes.values()
                     if n.node_id <= 3 and n is not leader][0]
             r = subprocess.run([cli, "cluster", "remove", str(gone.node_id),
-                                "--http", leader.http],
+                                "--http", leader.http,
+                                "--token", self.cluster.token],
                                capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
             members = [(i, a) for i, a in members if i != gone.node_id]
@@ -411,7 +417,8 @@ class ClusterTest(unittest.TestCase):
         self.check_delivery([pub], [sub_peer])
         # JSON status from a new member agrees as well.
         r = subprocess.run([cli, "cluster", "status", "--json", "--http",
-                            self.cluster.nodes[5].http],
+                            self.cluster.nodes[5].http,
+                            "--token", self.cluster.token],
                            capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0)
         st = json.loads(r.stdout)

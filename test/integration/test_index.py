@@ -61,6 +61,8 @@ class Index:
     """A running parley-index."""
 
     def __init__(self, datadir, http=True, extra=()):
+        self.datadir = datadir
+        self._token = None
         args = [INDEX, "--listen", "127.0.0.1:0", "--data", datadir]
         if http:
             args += ["--http", "127.0.0.1:0"]
@@ -82,11 +84,27 @@ class Index:
         self.http_port = (int(self.http.rsplit(":", 1)[1])
                           if self.http != "-" else None)
 
-    def get(self, path, method="GET", timeout=5, body=None):
+    @property
+    def token(self):
+        """An admin bearer token, minted offline from the data directory."""
+        if self._token is None:
+            p = subprocess.run([INDEX, "token", "create", "--data",
+                                self.datadir, "--role", "admin", "--ttl",
+                                "1h"], capture_output=True, timeout=30)
+            if p.returncode != 0:
+                raise AssertionError("token create: %r" % p.stderr)
+            self._token = p.stdout.decode().strip()
+        return self._token
+
+    def get(self, path, method="GET", timeout=5, body=None, token=None):
+        """token None: the admin token; "": no Authorization header."""
         c = http.client.HTTPConnection("127.0.0.1", self.http_port,
                                        timeout=timeout)
+        tok = self.token if token is None else token
         try:
-            c.request(method, path, body=body)
+            c.request(method, path, body=body,
+                      headers={"Authorization": "Bearer " + tok} if tok
+                      else {})
             r = c.getresponse()
             return r.status, r.getheader("Content-Type") or "", r.read()
         finally:
@@ -183,6 +201,10 @@ class StartupTest(Base):
         self.assertEqual(j["http"], ix.http)
         self.assertEqual(j["id"], ix.id)
         self.assertEqual(j["pid"], ix.proc.pid)
+        # The token signing key was made on first start, private.
+        self.assertEqual(
+            stat.S_IMODE(os.stat(os.path.join(d, "jwt-keys.json")).st_mode),
+            0o600)
 
     def test_no_http(self):
         ix = self.start(http=False)

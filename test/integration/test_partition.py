@@ -31,16 +31,21 @@ class Partition(unittest.TestCase):
         self.members = [(i + 1, "%s:%d" % (self.lab.addr(i), RAFT))
                         for i in range(3)]
         self.nodes = {}
+        datas = []
         for i in range(3):
             nid = i + 1
             a = self.lab.addr(i)
+            datas.append(h.tmpdir("parley-pnode-"))
             argv = [os.path.join(h.BIN, "parley-index"), "--id", str(nid),
                     "--cluster", ",".join("%d=%s" % m for m in self.members),
                     "--cluster-key", self.key,
                     "--listen", "%s:%d" % (a, LISTEN),
                     "--http", "%s:%d" % (a, HTTP),
-                    "--data", h.tmpdir("parley-pnode-"), "--lease", "3"]
+                    "--data", datas[-1], "--lease", "3"]
             self.nodes[nid] = h.Proc(argv, "pnode%d" % nid, self.lab.prefix(i))
+        # One admin token for the whole cluster (the keys derive from the
+        # cluster key).
+        self.token = h.mint_token(datas[0], cluster_key=self.key)
         self.index_arg = ",".join("%s:%d" % (self.lab.addr(i), LISTEN)
                                   for i in range(3))
         self.peers = []
@@ -55,8 +60,9 @@ class Partition(unittest.TestCase):
         """GET on node nid's HTTP API, from inside its own namespace."""
         url = "http://%s:%d%s" % (self.lab.addr(nid - 1), HTTP, path)
         code = ("import sys,urllib.request;"
-                "sys.stdout.write(urllib.request.urlopen(%r,timeout=3)"
-                ".read().decode())" % url)
+                "sys.stdout.write(urllib.request.urlopen(urllib.request."
+                "Request(%r,headers={'Authorization':'Bearer '+%r}),"
+                "timeout=3).read().decode())" % (url, self.token))
         r = subprocess.run(self.lab.prefix(nid - 1) + ["python3", "-c", code],
                            capture_output=True, timeout=20)
         if r.returncode != 0:

@@ -158,6 +158,72 @@ static void on_turn_end(void *ctx) {
   s->turn_ends++;
 }
 
+/* ---- a scripted guard (struct parley_net_guard) -------------------------- */
+
+struct fake_guard {
+  int connects, handshakes, peers, strikes; /* calls seen */
+  int refuse_connects;   /* refuse this many connects (ELIMIT) */
+  int refuse_handshakes; /* refuse this many handshakes (ELIMIT) */
+  int ban_pk;            /* on_peer refuses banned_pk */
+  uint8_t banned_pk[32];
+  int strike_answer;     /* what on_strike returns */
+  char last_ip[64];
+  int last_strike_had_pk;
+  uint8_t last_strike_pk[32];
+};
+
+static struct fake_guard fg;
+
+static int fg_connect(void *ctx, const char *ip, uint64_t now_ms) {
+  struct fake_guard *g = ctx;
+  (void)now_ms;
+  g->connects++;
+  snprintf(g->last_ip, sizeof g->last_ip, "%s", ip);
+  if (g->refuse_connects > 0) {
+    g->refuse_connects--;
+    return PARLEY_ELIMIT;
+  }
+  return PARLEY_OK;
+}
+
+static int fg_handshake(void *ctx, const char *ip, uint64_t now_ms) {
+  struct fake_guard *g = ctx;
+  (void)ip;
+  (void)now_ms;
+  g->handshakes++;
+  if (g->refuse_handshakes > 0) {
+    g->refuse_handshakes--;
+    return PARLEY_ELIMIT;
+  }
+  return PARLEY_OK;
+}
+
+static int fg_peer(void *ctx, const char *ip, const uint8_t *pk,
+                   uint64_t now_ms) {
+  struct fake_guard *g = ctx;
+  (void)ip;
+  (void)now_ms;
+  g->peers++;
+  return g->ban_pk && memcmp(pk, g->banned_pk, 32) == 0 ? PARLEY_EDENIED
+                                                         : PARLEY_OK;
+}
+
+static int fg_strike(void *ctx, const char *ip, const uint8_t *pk,
+                     uint64_t now_ms) {
+  struct fake_guard *g = ctx;
+  (void)now_ms;
+  g->strikes++;
+  snprintf(g->last_ip, sizeof g->last_ip, "%s", ip);
+  g->last_strike_had_pk = pk != NULL;
+  if (pk != NULL)
+    memcpy(g->last_strike_pk, pk, 32);
+  return g->strike_answer;
+}
+
+static const struct parley_net_guard fake_guard_hooks = {
+    &fg, fg_connect, fg_handshake, fg_peer, fg_strike};
+static const struct parley_net_guard *next_guard;
+
 struct opts {
   uint32_t max_frame;
   size_t max_sendq;
@@ -183,6 +249,7 @@ static void side_net(struct side *s, const struct parley_identity *id,
   }
   cfg.on_turn_end = on_turn_end;
   cfg.ctx = s;
+  cfg.guard = next_guard; /* set by the guard tests, NULL otherwise */
   assert_int_equal(parley_net_new(&cfg, &s->net), PARLEY_OK);
 }
 
@@ -518,6 +585,8 @@ static int setup(void **state) {
   sa.order_ok = sb.order_ok = sc.order_ok = 1;
   sa.body_ok = sb.body_ok = sc.body_ok = 1;
   r1.inited = 0;
+  memset(&fg, 0, sizeof fg);
+  next_guard = NULL;
   warns = 0;
   last_warn[0] = '\0';
   if (uv_loop_init(&loop) != 0)
@@ -1085,6 +1154,145 @@ static void test_net_free_with_open_links(void **state) {
   assert_int_equal(uv_timer_init(&loop, &tick), 0);
 }
 
+/* ---- tests: the guard --------------------------------------------------- */
+
+static void test_guard_refuses_connect(void **state) {
+  const struct parley_net_stats *as;
+  uint16_t port;
+
+  (void)state;
+  next_guard = &fake_guard_hooks;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  next_guard = NULL;
+  side_net(&sb, &id_b, "cli", PARLEY_ROLE_PEER, NULL);
+  port = side_listen(&sa);
+  as = parley_net_stats(sa.net);
+  fg.refuse_connects = 1;
+  raw_connect(&r1, port, 0);
+  WAIT_FOR(r1.eof);
+  assert_int_equal(r1.eof, 1);
+  assert_int_equal(r1.total_rx, 0); /* not even the preamble */
+  assert_int_equal(fg.connects, 1);
+  assert_string_equal(fg.last_ip, "127.0.0.1");
+  assert_int_equal(as->conns_limited, 1);
+  assert_int_equal(as->conns_banned, 0);
+  assert_int_equal(as->handshakes_failed, 0); /* declined, not failed */
+  assert_int_equal(fg.handshakes, 0);
+  /* The next one is admitted and every hook sees it. */
+  open_pair(&sa, &sb, port);
+  assert_int_equal(fg.connects, 2);
+  assert_int_equal(fg.handshakes, 1);
+  assert_int_equal(fg.peers, 1);
+  assert_int_equal(fg.strikes, 0);
+  assert_string_equal(parley_link_remote_ip(sa.link), "127.0.0.1");
+  /* Dialled links are never asked about. */
+  assert_int_equal(parley_link_strike(sb.link), PARLEY_OK);
+  assert_int_equal(fg.strikes, 0);
+  assert_int_equal(as->conns_limited, 1);
+}
+
+static void test_guard_refuses_handshake(void **state) {
+  const struct parley_net_stats *as;
+
+  (void)state;
+  next_guard = &fake_guard_hooks;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  as = parley_net_stats(sa.net);
+  fg.refuse_handshakes = 1;
+  raw_connect(&r1, side_listen(&sa), 1);
+  WAIT_FOR(r1.eof);
+  assert_int_equal(r1.eof, 1);
+  assert_int_equal(r1.has_sess, 0);
+  assert_int_equal(fg.handshakes, 1);
+  assert_int_equal(fg.peers, 0);
+  assert_int_equal(as->handshakes_limited, 1);
+  assert_int_equal(as->handshakes_failed, 0);
+  assert_int_equal(as->handshakes_ok, 0);
+}
+
+static void test_guard_bans_key(void **state) {
+  const struct parley_net_stats *as;
+
+  (void)state;
+  next_guard = &fake_guard_hooks;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  as = parley_net_stats(sa.net);
+  fg.ban_pk = 1;
+  memcpy(fg.banned_pk, id_c.pk, 32); /* the raw client's key */
+  raw_connect(&r1, side_listen(&sa), 1);
+  WAIT_FOR(r1.eof);
+  assert_int_equal(r1.eof, 1);
+  assert_int_equal(r1.hellos, 0); /* closed before HELLO */
+  assert_int_equal(fg.peers, 1);
+  assert_int_equal(as->peers_banned, 1);
+  assert_int_equal(as->handshakes_ok, 0);
+  assert_int_equal(sa.opens, 0);
+  assert_int_equal(sa.closes, 0);
+}
+
+static void test_guard_strikes(void **state) {
+  const struct parley_net_stats *as;
+  uint8_t buf[256], junk[32];
+  uint16_t port;
+  size_t n;
+
+  (void)state;
+  next_guard = &fake_guard_hooks;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  port = side_listen(&sa);
+  as = parley_net_stats(sa.net);
+
+  /* Garbage before the handshake: a strike against the address only. */
+  raw_connect(&r1, port, 0);
+  memset(junk, 'X', sizeof junk);
+  raw_write(&r1, junk, sizeof junk);
+  WAIT_FOR(r1.eof);
+  assert_int_equal(fg.strikes, 1);
+  assert_int_equal(fg.last_strike_had_pk, 0);
+  assert_string_equal(fg.last_ip, "127.0.0.1");
+  assert_int_equal(as->strikes, 1);
+  assert_int_equal(as->strike_bans, 0);
+  raw_close(&r1);
+  WAIT_FOR(r1.closed);
+
+  /* A bad frame after the handshake: the key is known and reported; the
+   * guard says "banned now". */
+  fg.strike_answer = PARLEY_EDENIED;
+  raw_secure(&r1, port);
+  n = put_ping(buf, sizeof buf, 1); /* a frame before HELLO */
+  raw_send_record(&r1, buf, n, 0);
+  WAIT_FOR(r1.eof);
+  assert_int_equal(r1.eof, 1);
+  assert_int_equal(fg.strikes, 2);
+  assert_int_equal(fg.last_strike_had_pk, 1);
+  assert_memory_equal(fg.last_strike_pk, id_c.pk, 32);
+  assert_int_equal(as->strikes, 2);
+  assert_int_equal(as->strike_bans, 1);
+  assert_int_equal(as->protocol_errors, 2);
+}
+
+static void test_guard_strike_from_above(void **state) {
+  const struct parley_net_stats *as;
+
+  (void)state;
+  next_guard = &fake_guard_hooks;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  next_guard = NULL;
+  side_net(&sb, &id_b, "cli", PARLEY_ROLE_PEER, NULL);
+  open_pair(&sa, &sb, side_listen(&sa));
+  as = parley_net_stats(sa.net);
+  assert_int_equal(parley_link_strike(sa.link), PARLEY_OK);
+  assert_int_equal(fg.strikes, 1);
+  assert_int_equal(fg.last_strike_had_pk, 1);
+  assert_memory_equal(fg.last_strike_pk, id_b.pk, 32);
+  fg.strike_answer = PARLEY_EDENIED;
+  assert_int_equal(parley_link_strike(sa.link), PARLEY_EDENIED);
+  assert_int_equal(as->strikes, 2);
+  assert_int_equal(as->strike_bans, 1);
+  /* Reporting does not close: that is the caller's call. */
+  assert_int_equal(parley_link_is_open(sa.link), 1);
+}
+
 static void test_config_errors(void **state) {
   struct parley_net_config cfg;
   struct parley_net *net = NULL;
@@ -1132,6 +1340,11 @@ int main(void) {
       T(test_fail),
       T(test_net_free_with_open_links),
       T(test_config_errors),
+      T(test_guard_refuses_connect),
+      T(test_guard_refuses_handshake),
+      T(test_guard_bans_key),
+      T(test_guard_strikes),
+      T(test_guard_strike_from_above),
 #undef T
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
