@@ -10,7 +10,7 @@
  *                   records at the head of registry.log the snapshot
  *                   already contains (normally 0; see compaction below).
  *   registry.log    records back to back: u32 len, u32 crc32(payload),
- *                   payload = parley_reg_cmd_encode output (44..459 bytes).
+ *                   payload = parley_reg_cmd_encode output (44..577 bytes).
  *
  * The checksum is CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320, init and
  * final xor 0xFFFFFFFF: crc32("123456789") = 0xCBF43926), computed with a
@@ -172,9 +172,9 @@ static int load_snapshot(struct parley_regstore *rs, uint64_t *folded) {
       return PARLEY_EIO;
     }
     /* No snapshot yet: start from the empty state. */
-    memcpy(hdr, PARLEY__REG_SNAP_MAGIC, 4);
-    memset(hdr + 4, 0, 4);
-    return parley_registry_restore(rs->reg, hdr, PARLEY__REG_SNAP_HDR);
+    return parley_registry_restore(rs->reg,
+                                   (const uint8_t *)PARLEY__REG_SNAP_EMPTY,
+                                   PARLEY__REG_SNAP_EMPTY_LEN);
   }
   rc = fstat(fd, &st) < 0 ? PARLEY_EIO : PARLEY_OK;
   if (rc == 0)

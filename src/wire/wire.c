@@ -825,11 +825,21 @@ const char *parley_frame_type_name(uint8_t type) {
   case PARLEY_FRAME_SYNC_SUMMARY: return "SYNC_SUMMARY";
   case PARLEY_FRAME_SYNC_FETCH: return "SYNC_FETCH";
   case PARLEY_FRAME_SYNC_BATCH: return "SYNC_BATCH";
+  case PARLEY_FRAME_TOPIC_CTL: return "TOPIC_CTL";
+  case PARLEY_FRAME_KEY_PUT: return "KEY_PUT";
+  case PARLEY_FRAME_KEY_GET: return "KEY_GET";
+  case PARLEY_FRAME_KEYS: return "KEYS";
+  case PARLEY_FRAME_MEMBERS_GET: return "MEMBERS_GET";
+  case PARLEY_FRAME_MEMBERS: return "MEMBERS";
+  case PARLEY_FRAME_ACL_EVENT: return "ACL_EVENT";
+  case PARLEY_FRAME_REPORT: return "REPORT";
   default: return "UNKNOWN";
   }
 }
 
 int parley_frame_is_opaque(uint8_t type) {
   return type == PARLEY_FRAME_RAFT_OPEN || type == PARLEY_FRAME_RAFT_DATA ||
-         (type >= PARLEY_FRAME_CHAIN_SIG && type <= PARLEY_FRAME_SYNC_BATCH);
+         (type >= PARLEY_FRAME_CHAIN_SIG && type <= PARLEY_FRAME_SYNC_BATCH) ||
+         (type >= PARLEY_FRAME_TOPIC_CTL && type <= PARLEY_FRAME_ACL_EVENT) ||
+         type == PARLEY_FRAME_REPORT;
 }

@@ -84,6 +84,16 @@ enum parley_frame_type {
   PARLEY_FRAME_SYNC_SUMMARY = 0x42, /* anti-entropy: this much */
   PARLEY_FRAME_SYNC_FETCH = 0x43,   /* anti-entropy: send me this range */
   PARLEY_FRAME_SYNC_BATCH = 0x44,   /* anti-entropy: relayed messages */
+  /* Private topics (acl_wire.h). */
+  PARLEY_FRAME_TOPIC_CTL = 0x50,   /* peer -> index: a signed grant */
+  PARLEY_FRAME_KEY_PUT = 0x51,     /* peer -> index: a key blob for a member */
+  PARLEY_FRAME_KEY_GET = 0x52,     /* peer -> index: my key blobs of a topic */
+  PARLEY_FRAME_KEYS = 0x53,        /* index -> peer: those key blobs */
+  PARLEY_FRAME_MEMBERS_GET = 0x54, /* peer -> index: a topic's access list */
+  PARLEY_FRAME_MEMBERS = 0x55,     /* index -> peer: owner, epoch, members */
+  PARLEY_FRAME_ACL_EVENT = 0x56,   /* index -> watchers: membership change */
+  /* Monitoring (report_wire.h). */
+  PARLEY_FRAME_REPORT = 0x58, /* peer -> index: figures for the dashboard */
 };
 
 /* 1 if frames of this type carry an opaque payload (u.opaque). */
@@ -201,7 +211,8 @@ struct parley_frame {
       uint32_t body_len;
       const uint8_t *chain;
     } msg;
-    /* RAFT_*, CHAIN_SIG, SYNC_*: the payload bytes, for a sub-codec. */
+    /* RAFT_*, CHAIN_SIG, SYNC_*, REPORT...: the payload bytes, for a
+     * sub-codec. */
     struct {
       const uint8_t *data;
       size_t len;

@@ -31,8 +31,11 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "crypto/groupkey.h"
+#include "crypto/identity.h"
 #include "index/registry.h"
 #include "index/regstore.h"
+
 
 /* Counting, failure-injecting heap ----------------------------------------- */
 
@@ -186,7 +189,7 @@ static int expire(struct parley_registry *r, const uint8_t *pk) {
 
 static struct parley_registry *mkreg(uint32_t subs, uint32_t peers,
                                      uint32_t topic) {
-  struct parley_reg_limits lim = {subs, peers, topic};
+  struct parley_reg_limits lim = {subs, peers, topic, 0, 0};
   struct parley_registry *r;
   assert_int_equal(parley_registry_new(&lim, &r), PARLEY_OK);
   return r;
@@ -221,8 +224,25 @@ static void rec_add(struct recorder *rc, const char *fmt, ...) {
 }
 
 static void on_change(void *ctx, const struct parley_reg_change *ch) {
+  static const char *acl_kinds[] = {"CREATE", "MADD", "MDEL", "ROTATE", "KEY"};
   struct recorder *rc = ctx;
   char k[17];
+
+  /* Private topics: "<KIND> <topic> <member> e<epoch>", and " p" when the
+   * member is a registered peer (then ch->peer is that peer). */
+  if (ch->kind >= PARLEY_REG_ACL_CREATE && ch->kind <= PARLEY_REG_MEMBER_KEY) {
+    assert_non_null(ch->member);
+    assert_non_null(ch->topic);
+    assert_true(ch->epoch >= 1);
+    if (ch->peer != NULL)
+      assert_memory_equal(ch->peer->pk, ch->member, 32);
+    hex8(ch->member, k);
+    rec_add(rc, "%s %s %s e%u%s\n", acl_kinds[ch->kind - PARLEY_REG_ACL_CREATE],
+            ch->topic, k, ch->epoch, ch->peer != NULL ? " p" : "");
+    return;
+  }
+  assert_null(ch->member);
+  assert_int_equal(ch->epoch, 0);
   hex8(ch->peer->pk, k);
   switch (ch->kind) {
   case PARLEY_REG_PEER_UP:
@@ -329,7 +349,7 @@ static const char *key_text(unsigned i) {
 /* Commands and events ------------------------------------------------------ */
 
 static void test_new_and_limits(void **state) {
-  struct parley_reg_limits lim = {0, 0, PARLEY_MAX_TOPIC + 1};
+  struct parley_reg_limits lim = {0, 0, PARLEY_MAX_TOPIC + 1, 0, 0};
   struct parley_registry *r = (void *)1;
   (void)state;
 
@@ -814,6 +834,8 @@ static void test_codec_errors(void **state) {
   memcpy(bad, buf, n);
   bad[n] = 0;
   assert_int_equal(parley_reg_cmd_decode(bad, n + 1, &d), PARLEY_EPROTO);
+  /* As GRANT or KEY_PUT the same bytes are data chunks of 6 and 4 bytes:
+   * not canonical (only a full 255-byte chunk may be followed). */
   for (int t = 0; t < 256; t++) {
     bad[0] = (uint8_t)t;
     assert_int_equal(parley_reg_cmd_decode(bad, n, &d),
@@ -914,10 +936,11 @@ static void test_snapshot_bytes(void **state) {
   assert_int_equal(sub(r, k2, "a"), PARLEY_OK);
   snap_of(r, &b);
 
-  sb_bytes(&s, "PRG1", 4);
+  sb_bytes(&s, "PRG2", 4);
   sb_u32(&s, 2);
   sb_peer(&s, 0x11, "h1:1", "one", 0, NULL);
   sb_peer(&s, 0x22, "h2:2", "", 2, t2);
+  sb_u32(&s, 0); /* no private topics */
   assert_int_equal(b.len, s.n);
   assert_memory_equal(b.data, s.b, s.n);
 
@@ -937,8 +960,8 @@ static void test_snapshot_bytes(void **state) {
   parley_registry_free(r);
   r = mkreg(0, 0, 0);
   snap_of(r, &b);
-  assert_int_equal(b.len, 8);
-  assert_memory_equal(b.data, "PRG1\0\0\0\0", 8);
+  assert_int_equal(b.len, 12);
+  assert_memory_equal(b.data, "PRG2\0\0\0\0\0\0\0\0", 12);
   assert_int_equal(parley_registry_restore(r, b.data, b.len), PARLEY_OK);
   parley_buf_close(&b);
   parley_registry_free(r);
@@ -1075,7 +1098,11 @@ static void test_restore_crafted(void **state) {
        sb_str8(&s, "h:1"); uint8_t l = PARLEY_MAX_NAME + 1; sb_bytes(&s, &l, 1);
        for (int i = 0; i < l; i++) sb_bytes(&s, "n", 1); sb_u64(&s, 1);
        sb_u64(&s, 1); sb_u32(&s, 0));
-  /* Wrong magic. */
+  /* Wrong magic; and PRG2 without its private-topic count. */
+  memset(&s, 0, sizeof s);
+  sb_bytes(&s, "PRG3", 4);
+  sb_u32(&s, 0);
+  restore_expect(r, &s, PARLEY_EPROTO);
   memset(&s, 0, sizeof s);
   sb_bytes(&s, "PRG2", 4);
   sb_u32(&s, 0);
@@ -1486,7 +1513,7 @@ static void model_snapshot(struct model *m, struct sbuild *s) {
       order[n++] = i;
   qsort(order, (size_t)n, sizeof order[0], cmp_korder);
   s->n = 0;
-  sb_bytes(s, "PRG1", 4);
+  sb_bytes(s, "PRG2", 4);
   sb_u32(s, (uint32_t)n);
   for (int i = 0; i < n; i++) {
     struct mpeer *p = &m->p[order[i]];
@@ -1500,6 +1527,7 @@ static void model_snapshot(struct model *m, struct sbuild *s) {
       if (p->subs & (1u << m->torder[j]))
         sb_str8(s, m_topics[m->torder[j]]);
   }
+  sb_u32(s, 0); /* no private topics */
 }
 
 /* Compares the registry's indexes (not just its snapshot) with the model. */
@@ -2024,7 +2052,7 @@ static void check_snap_header(uint64_t folded) {
   assert_int_equal(((uint64_t)be32(s + 8) << 32) | be32(s + 12), folded);
   assert_int_equal(be32(s + 20), len - 24);
   assert_int_equal(be32(s + 16), crc32_ref(s + 24, len - 24));
-  assert_memory_equal(s + 24, "PRG1", 4);
+  assert_memory_equal(s + 24, "PRG2", 4);
   free(s);
 }
 
@@ -2208,6 +2236,997 @@ static void test_regstore_bad_files(void **state) {
   parley_registry_free(r);
 }
 
+/* Private topics ------------------------------------------------------------- */
+
+/* A owns the topics; B and C become members; D stays outside. */
+static struct parley_identity ida, idb, idc, idd;
+
+static void acl_ids(void) {
+  struct parley_identity *ids[4] = {&ida, &idb, &idc, &idd};
+  uint8_t seed[32];
+  for (int i = 0; i < 4; i++) {
+    memset(seed, 0x10 * (i + 1), 32);
+    assert_int_equal(parley_identity_from_seed(ids[i], seed), PARLEY_OK);
+  }
+}
+
+static const char *hx(const struct parley_identity *id) {
+  static char out[4][17];
+  static int next;
+  char *s = out[next++ & 3];
+  hex8(id->pk, s);
+  return s;
+}
+
+/* Applies c after checking it: check() must predict apply(). */
+static int run(struct parley_registry *r, const struct parley_reg_cmd *c) {
+  int want = parley_registry_check(r, c);
+  assert_int_equal(parley_registry_apply(r, c), want);
+  return want;
+}
+
+/* A GRANT command: the statement signed by signer, proposed on behalf of
+ * by (signer when NULL).  member NULL means the signer. */
+static void mkgrant(struct parley_reg_cmd *c, const struct parley_identity *signer,
+                    const uint8_t *by, int action, const char *topic,
+                    const uint8_t *member, uint32_t epoch, uint64_t counter) {
+  struct parley_grant g;
+  uint8_t buf[PARLEY_GRANT_MAX_LEN];
+  size_t n;
+
+  memset(&g, 0, sizeof g);
+  g.action = (uint8_t)action;
+  setstr(g.topic, sizeof g.topic, topic);
+  memcpy(g.member_pk, member ? member : signer->pk, 32);
+  g.epoch = epoch;
+  g.issued_ms = 1700000000000ull;
+  g.counter = counter;
+  assert_int_equal(parley_groupkey_grant_sign(signer, &g), PARLEY_OK);
+  assert_int_equal(parley_groupkey_grant_encode(&g, buf, sizeof buf, &n),
+                   PARLEY_OK);
+  assert_int_equal(
+      parley_reg_cmd_grant(c, by ? by : signer->pk, 77, buf, n), PARLEY_OK);
+}
+
+static int grant(struct parley_registry *r, const struct parley_identity *signer,
+                 int action, const char *topic, const uint8_t *member,
+                 uint32_t epoch, uint64_t counter) {
+  struct parley_reg_cmd c;
+  mkgrant(&c, signer, NULL, action, topic, member, epoch, counter);
+  return run(r, &c);
+}
+
+/* A KEY_PUT of a fresh key (returned in *k if not NULL) for member at epoch,
+ * sealed by owner, the KEY_PUT signed by signer and proposed by `by` (both
+ * default to the owner). */
+static void mkkeyput(struct parley_reg_cmd *c,
+                     const struct parley_identity *owner,
+                     const struct parley_identity *signer, const uint8_t *by,
+                     const char *topic, const uint8_t *member, uint32_t epoch,
+                     struct parley_topic_key *k) {
+  struct parley_topic_key key;
+  struct parley_groupkey_blob b;
+  uint8_t blob[PARLEY_GROUPKEY_BLOB_MAX], msg[PARLEY_ACL_KEY_PUT_SIGNED_MAX];
+  uint8_t sig[64];
+  size_t n;
+
+  assert_int_equal(parley_groupkey_generate(&key, epoch), PARLEY_OK);
+  assert_int_equal(parley_groupkey_seal(owner, topic, &key, member, &b),
+                   PARLEY_OK);
+  assert_int_equal(parley_groupkey_blob_encode(&b, blob, sizeof blob, &n),
+                   PARLEY_OK);
+  /* What parley_acl_key_put_signed_data writes (this test does not link
+   * parley_wire). */
+  memcpy(msg, "parley-key-put-v1", 18);
+  memcpy(msg + 18, blob, n);
+  parley_identity_sign(signer ? signer : owner, msg, 18 + n, sig);
+  assert_int_equal(
+      parley_reg_cmd_key_put(c, by ? by : owner->pk, 78, blob, n, sig),
+      PARLEY_OK);
+  if (k != NULL)
+    *k = key;
+}
+
+static int keyput(struct parley_registry *r, const char *topic,
+                  const uint8_t *member, uint32_t epoch,
+                  struct parley_topic_key *k) {
+  struct parley_reg_cmd c;
+  mkkeyput(&c, &ida, NULL, NULL, topic, member, epoch, k);
+  return run(r, &c);
+}
+
+static int walk_key(void *ctx, const uint8_t pk[32]) {
+  char k[17];
+  hex8(pk, k);
+  walk_add(ctx, k);
+  return walk_stop(ctx);
+}
+
+static int walk_epoch(void *ctx, uint32_t epoch, const uint8_t *blob,
+                      size_t len) {
+  char s[32];
+  assert_int_equal(len, 214 + blob[5]);
+  assert_int_equal(((uint32_t)blob[1] << 24 | (uint32_t)blob[2] << 16 |
+                    (uint32_t)blob[3] << 8 | blob[4]),
+                   epoch);
+  snprintf(s, sizeof s, "e%u", epoch);
+  walk_add(ctx, s);
+  return walk_stop(ctx);
+}
+
+static int walk_acl(void *ctx, const char *topic,
+                    const struct parley_reg_acl *a) {
+  char s[300];
+  snprintf(s, sizeof s, "%s:e%u:c%llu:m%u", topic, a->epoch,
+           (unsigned long long)a->counter, a->members);
+  walk_add(ctx, s);
+  return walk_stop(ctx);
+}
+
+static const char *members_of(struct parley_registry *r, const char *topic) {
+  static struct walk w;
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_registry_foreach_member(r, topic, walk_key, &w), 0);
+  return w.buf;
+}
+
+static const char *keys_of(struct parley_registry *r, const char *topic,
+                           const struct parley_identity *m) {
+  static struct walk w;
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_registry_foreach_key(r, topic, m->pk, walk_epoch, &w),
+                   0);
+  return w.buf;
+}
+
+/* "k1 k2 ..." of the identities' keys in ascending key order. */
+static const char *sorted_ids(int n, const struct parley_identity **ids) {
+  static char out[128];
+  const struct parley_identity *v[4];
+  size_t len = 0;
+  memcpy(v, ids, (size_t)n * sizeof *v);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && memcmp(v[j - 1]->pk, v[j]->pk, 32) > 0; j--) {
+      const struct parley_identity *t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  for (int i = 0; i < n; i++) {
+    hex8(v[i]->pk, out + len);
+    len += 16;
+    out[len++] = ' ';
+  }
+  out[len] = '\0';
+  return out;
+}
+
+static struct parley_registry *acl_reg(struct parley_reg_limits *lim) {
+  struct parley_registry *r;
+  acl_ids();
+  assert_int_equal(parley_registry_new(lim, &r), PARLEY_OK);
+  assert_int_equal(reg(r, ida.pk, 1, "a:1", "A"), PARLEY_OK);
+  assert_int_equal(reg(r, idb.pk, 1, "b:1", "B"), PARLEY_OK);
+  assert_int_equal(reg(r, idc.pk, 1, "c:1", "C"), PARLEY_OK);
+  return r;
+}
+
+static void test_acl_members(void **state) {
+  struct parley_registry *r = acl_reg(NULL);
+  const struct parley_identity *abd[] = {&ida, &idb, &idd};
+  struct parley_reg_acl acl;
+  struct recorder rc;
+  struct walk w;
+  char want[512];
+  (void)state;
+
+  observe(r, &rc);
+  assert_int_equal(parley_registry_topic_acl(r, "club", &acl),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_registry_may_access(r, "club", idc.pk), 1);
+  assert_int_equal(parley_registry_is_member(r, "club", ida.pk), 0);
+
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_OK);
+  snprintf(want, sizeof want, "CREATE club %s e1 p\n", hx(&ida));
+  assert_string_equal(events(&rc), want);
+  assert_int_equal(parley_registry_topic_acl(r, "club", &acl), PARLEY_OK);
+  assert_memory_equal(acl.owner, ida.pk, 32);
+  assert_int_equal(acl.epoch, 1);
+  assert_int_equal(acl.counter, 1);
+  assert_int_equal(acl.members, 1);
+
+  /* Counters may skip; D is a member without being a registered peer. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idd.pk, 1, 9),
+                   PARLEY_OK);
+  snprintf(want, sizeof want, "MADD club %s e1 p\nMADD club %s e1\n", hx(&idb),
+           hx(&idd));
+  assert_string_equal(events(&rc), want);
+  assert_int_equal(parley_registry_topic_acl(r, "club", &acl), PARLEY_OK);
+  assert_int_equal(acl.counter, 9);
+  assert_int_equal(acl.members, 3);
+  assert_string_equal(members_of(r, "club"), sorted_ids(3, abd));
+  assert_string_equal(members_of(r, "open"), "");
+  memset(&w, 0, sizeof w);
+  w.stop_after = 2;
+  assert_int_equal(parley_registry_foreach_member(r, "club", walk_key, &w), 7);
+  assert_int_equal(w.calls, 2);
+  assert_int_equal(parley_registry_is_member(r, "club", idb.pk), 1);
+  assert_int_equal(parley_registry_is_member(r, "club", idc.pk), 0);
+  assert_int_equal(parley_registry_may_access(r, "club", idc.pk), 0);
+  assert_int_equal(parley_registry_may_access(r, "club", idd.pk), 1);
+  assert_int_equal(parley_registry_may_access(r, "open", idc.pk), 1);
+
+  /* Only members subscribe; public topics are unchanged. */
+  struct parley_reg_cmd c = cmd(PARLEY_REG_SUBSCRIBE, idc.pk, 0, "", "", "club");
+  assert_int_equal(run(r, &c), PARLEY_EDENIED);
+  assert_string_equal(events(&rc), "");
+  assert_int_equal(sub(r, idb.pk, "club"), PARLEY_OK);
+  assert_int_equal(sub(r, ida.pk, "club"), PARLEY_OK);
+  assert_int_equal(sub(r, idc.pk, "open"), PARLEY_OK);
+  assert_int_equal(sub(r, idb.pk, "club"), PARLEY_OK); /* still idempotent */
+  (void)events(&rc);
+  assert_int_equal(parley_registry_acl_count(r), 1);
+  assert_int_equal(grant(r, &idb, PARLEY_GRANT_CREATE, "b-room", NULL, 1, 1),
+                   PARLEY_OK);
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_registry_foreach_acl(r, walk_acl, &w), 0);
+  assert_string_equal(w.buf, "b-room:e1:c1:m1 club:e1:c9:m3 ");
+
+  /* Expiry ends the subscription, not the membership. */
+  assert_int_equal(expire(r, idb.pk), PARLEY_OK);
+  assert_int_equal(parley_registry_is_member(r, "club", idb.pk), 1);
+  assert_int_equal(reg(r, idb.pk, 2, "b:1", "B"), PARLEY_OK);
+  assert_int_equal(sub(r, idb.pk, "club"), PARLEY_OK);
+  parley_registry_free(r);
+}
+
+static void test_acl_grant_refused(void **state) {
+  struct parley_reg_limits lim = {0, 0, 16, 0, 0};
+  struct parley_registry *r = acl_reg(&lim);
+  struct parley_buf before, after;
+  struct parley_reg_cmd c;
+  struct recorder rc;
+  (void)state;
+
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 10),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 11),
+                   PARLEY_OK);
+  snap_of(r, &before);
+  observe(r, &rc);
+
+  /* Not the owner: C signs about A's topic, or A's statement arrives on
+   * behalf of C. */
+  assert_int_equal(grant(r, &idc, PARLEY_GRANT_ADD, "club", idd.pk, 1, 12),
+                   PARLEY_EDENIED);
+  assert_int_equal(grant(r, &idc, PARLEY_GRANT_REVOKE, "club", idb.pk, 2, 12),
+                   PARLEY_EDENIED);
+  mkgrant(&c, &ida, idc.pk, PARLEY_GRANT_ADD, "club", idd.pk, 1, 12);
+  assert_int_equal(run(r, &c), PARLEY_EDENIED);
+  /* Replayed or reordered: counter not above the last (11). */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 1, 11),
+                   PARLEY_ERANGE);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 1, 3),
+                   PARLEY_ERANGE);
+  /* Epoch rule and membership. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 12),
+                   PARLEY_EPROTO);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_REVOKE, "club", idc.pk, 2, 12),
+                   PARLEY_EPROTO);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_REVOKE, "club", idb.pk, 3, 12),
+                   PARLEY_EPROTO);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 2, 12),
+                   PARLEY_EPROTO);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ROTATE, "club", NULL, 3, 12),
+                   PARLEY_EPROTO);
+  /* Unknown topic; a taken name. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "other", idc.pk, 1, 1),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 12),
+                   PARLEY_EEXIST);
+  assert_int_equal(grant(r, &idc, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_EEXIST);
+  /* Tampered statement: signature, then counter. */
+  mkgrant(&c, &ida, NULL, PARLEY_GRANT_ADD, "club", idc.pk, 1, 12);
+  c.data[c.data_len - 1] ^= 1;
+  assert_int_equal(run(r, &c), PARLEY_ECRYPTO);
+  c.data[c.data_len - 1] ^= 1;
+  c.data[c.data_len - 65] ^= 1;
+  assert_int_equal(run(r, &c), PARLEY_ECRYPTO);
+  /* Not a statement; a name over this registry's limit (16). */
+  c.data_len = 10;
+  assert_int_equal(run(r, &c), PARLEY_EINVAL);
+  c.type = PARLEY_REG_GRANT;
+  c.data_len = PARLEY_REG_DATA_MAX;
+  assert_int_equal(run(r, &c), PARLEY_EINVAL);
+  assert_int_equal(
+      grant(r, &ida, PARLEY_GRANT_CREATE, "seventeen-chars-x", NULL, 1, 1),
+      PARLEY_EINVAL);
+  /* Refused commands change nothing and say nothing. */
+  assert_string_equal(events(&rc), "");
+  snap_of(r, &after);
+  assert_int_equal(after.len, before.len);
+  assert_memory_equal(after.data, before.data, before.len);
+  parley_buf_close(&after);
+
+  /* The last statement again (a retry after a lost answer): OK, no-op. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 11),
+                   PARLEY_OK);
+  assert_string_equal(events(&rc), "");
+  snap_of(r, &after);
+  assert_memory_equal(after.data, before.data, before.len);
+  parley_buf_close(&after);
+
+  /* A CREATE may not take a topic that others subscribe to; the owner's
+   * own subscription is fine. */
+  assert_int_equal(sub(r, idb.pk, "busy"), PARLEY_OK);
+  assert_int_equal(sub(r, ida.pk, "mine"), PARLEY_OK);
+  (void)events(&rc);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "busy", NULL, 1, 1),
+                   PARLEY_EEXIST);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "mine", NULL, 1, 1),
+                   PARLEY_OK);
+  assert_int_equal(sub(r, idb.pk, "mine"), PARLEY_EDENIED);
+  assert_int_equal(unsub(r, idb.pk, "busy"), PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "busy", NULL, 1, 1),
+                   PARLEY_OK);
+  parley_buf_close(&before);
+  parley_registry_free(r);
+}
+
+static void test_acl_revoke_rotate(void **state) {
+  struct parley_registry *r = acl_reg(NULL);
+  struct parley_topic_key kb3, got;
+  const uint8_t *blob;
+  struct parley_groupkey_blob b;
+  struct recorder rc;
+  size_t len;
+  char want[512];
+  (void)state;
+
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 1, 3),
+                   PARLEY_OK);
+  assert_int_equal(sub(r, idb.pk, "club"), PARLEY_OK);
+  assert_int_equal(sub(r, idc.pk, "club"), PARLEY_OK);
+  assert_int_equal(sub(r, idc.pk, "open"), PARLEY_OK);
+  observe(r, &rc);
+  assert_int_equal(keyput(r, "club", ida.pk, 1, NULL), PARLEY_OK);
+  assert_int_equal(keyput(r, "club", idb.pk, 1, NULL), PARLEY_OK);
+  assert_int_equal(keyput(r, "club", idc.pk, 1, NULL), PARLEY_OK);
+  snprintf(want, sizeof want, "KEY club %s e1 p\nKEY club %s e1 p\n"
+           "KEY club %s e1 p\n", hx(&ida), hx(&idb), hx(&idc));
+  assert_string_equal(events(&rc), want);
+
+  /* REVOKE: the subscription goes (SUB_DEL), then the member, and the
+   * epoch moves to 2. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_REVOKE, "club", idc.pk, 2, 4),
+                   PARLEY_OK);
+  snprintf(want, sizeof want, "DEL %s club 1\nMDEL club %s e2 p\n", hx(&idc),
+           hx(&idc));
+  assert_string_equal(events(&rc), want);
+  assert_int_equal(parley_registry_is_member(r, "club", idc.pk), 0);
+  assert_int_equal(parley_registry_peer(r, idc.pk)->nsubs, 1); /* "open" */
+  assert_int_equal(sub(r, idc.pk, "club"), PARLEY_EDENIED);
+  assert_int_equal(parley_registry_key_blob(r, "club", 1, idc.pk, &blob, &len),
+                   PARLEY_ENOTFOUND);
+  assert_null(blob);
+  assert_int_equal(keyput(r, "club", idc.pk, 2, NULL), PARLEY_EDENIED);
+  /* The others keep the previous epoch's key and get the new one. */
+  assert_string_equal(keys_of(r, "club", &idb), "e1 ");
+  assert_int_equal(keyput(r, "club", idb.pk, 2, NULL), PARLEY_OK);
+  assert_int_equal(keyput(r, "club", idb.pk, 1, NULL), PARLEY_OK); /* re-put */
+  assert_string_equal(keys_of(r, "club", &idb), "e1 e2 ");
+  (void)events(&rc);
+
+  /* ROTATE: epoch 3, same members; blobs older than epoch 2 go. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ROTATE, "club", NULL, 3, 5),
+                   PARLEY_OK);
+  snprintf(want, sizeof want, "ROTATE club %s e3 p\n", hx(&ida));
+  assert_string_equal(events(&rc), want);
+  assert_string_equal(keys_of(r, "club", &idb), "e2 ");
+  assert_string_equal(keys_of(r, "club", &ida), "");
+  assert_int_equal(keyput(r, "club", idb.pk, 1, NULL), PARLEY_ERANGE);
+  assert_int_equal(keyput(r, "club", idb.pk, 4, NULL), PARLEY_ERANGE);
+  assert_int_equal(keyput(r, "club", idb.pk, 3, &kb3), PARLEY_OK);
+  assert_string_equal(keys_of(r, "club", &idb), "e2 e3 ");
+
+  /* B opens what the index kept for it: the owner's epoch-3 key. */
+  assert_int_equal(parley_registry_key_blob(r, "club", 3, idb.pk, &blob, &len),
+                   PARLEY_OK);
+  assert_int_equal(parley_groupkey_blob_decode(blob, len, &b), PARLEY_OK);
+  assert_int_equal(parley_groupkey_open(&idb, ida.pk, "club", &b, &got),
+                   PARLEY_OK);
+  assert_int_equal(got.epoch, 3);
+  assert_memory_equal(got.key, kb3.key, 32);
+  /* C, added again, starts with no keys. */
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 3, 6),
+                   PARLEY_OK);
+  assert_string_equal(keys_of(r, "club", &idc), "");
+  assert_int_equal(sub(r, idc.pk, "club"), PARLEY_OK);
+  assert_int_equal(parley_registry_key_blob(r, "nope", 3, idb.pk, &blob, &len),
+                   PARLEY_ENOTFOUND);
+  parley_registry_free(r);
+}
+
+static void test_acl_key_put_refused(void **state) {
+  struct parley_registry *r = acl_reg(NULL);
+  struct parley_buf before, after;
+  struct parley_reg_cmd c;
+  struct recorder rc;
+  char want[128];
+  (void)state;
+
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2),
+                   PARLEY_OK);
+  snap_of(r, &before);
+  observe(r, &rc);
+
+  /* A member making its own "owner" blob; the owner's blob proposed by
+   * someone else; a KEY_PUT signed by someone else, or altered. */
+  mkkeyput(&c, &idb, NULL, NULL, "club", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_EDENIED);
+  mkkeyput(&c, &ida, NULL, idb.pk, "club", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_EDENIED);
+  mkkeyput(&c, &ida, &idb, NULL, "club", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_ECRYPTO);
+  mkkeyput(&c, &ida, NULL, NULL, "club", idb.pk, 1, NULL);
+  c.data[5] ^= 1; /* the signature */
+  assert_int_equal(run(r, &c), PARLEY_ECRYPTO);
+  c.data[5] ^= 1;
+  c.data[c.data_len - 1] ^= 1; /* the sealed key */
+  assert_int_equal(run(r, &c), PARLEY_ECRYPTO);
+  /* Public topic, non-member, wrong epoch, not a blob. */
+  mkkeyput(&c, &ida, NULL, NULL, "open", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_ENOTFOUND);
+  mkkeyput(&c, &ida, NULL, NULL, "club", idc.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_EDENIED);
+  mkkeyput(&c, &ida, NULL, NULL, "club", idb.pk, 2, NULL);
+  assert_int_equal(run(r, &c), PARLEY_ERANGE);
+  c.data_len = 100;
+  assert_int_equal(run(r, &c), PARLEY_EINVAL);
+  c.data_len = 64;
+  assert_int_equal(run(r, &c), PARLEY_EINVAL);
+  assert_string_equal(events(&rc), "");
+  snap_of(r, &after);
+  assert_int_equal(after.len, before.len);
+  assert_memory_equal(after.data, before.data, before.len);
+  parley_buf_close(&after);
+  parley_buf_close(&before);
+
+  /* The same blob twice: the second is a no-op. */
+  mkkeyput(&c, &ida, NULL, NULL, "club", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &c), PARLEY_OK);
+  assert_int_equal(run(r, &c), PARLEY_OK);
+  snprintf(want, sizeof want, "KEY club %s e1 p\n", hx(&idb));
+  assert_string_equal(events(&rc), want);
+  parley_registry_free(r);
+}
+
+/* Builds the snapshot bytes of one private topic by hand. */
+static void sb_acl_head(struct sbuild *s, const char *topic,
+                        const uint8_t *owner, uint32_t epoch, uint64_t counter,
+                        const uint8_t *sig, uint32_t nmembers) {
+  sb_str8(s, topic);
+  sb_bytes(s, owner, 32);
+  sb_u32(s, epoch);
+  sb_u64(s, counter);
+  sb_bytes(s, sig, 64);
+  sb_u32(s, nmembers);
+}
+
+static void sb_member(struct sbuild *s, const uint8_t *pk, int nkeys,
+                      const struct parley_reg_cmd **keys) {
+  uint8_t n = (uint8_t)nkeys;
+  sb_bytes(s, pk, 32);
+  sb_bytes(s, &n, 1);
+  for (int i = 0; i < nkeys; i++) {
+    uint16_t len = (uint16_t)(keys[i]->data_len - 64);
+    uint8_t l[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    sb_bytes(s, l, 2);
+    sb_bytes(s, keys[i]->data + 64, len);
+  }
+}
+
+static void test_acl_snapshot(void **state) {
+  struct parley_reg_limits lim = {0, 0, 0, 0, 0};
+  struct parley_registry *r = acl_reg(NULL), *q;
+  struct parley_reg_cmd add, kb1, kb2, ka2;
+  const struct parley_reg_cmd *one[1], *two[2];
+  const struct parley_identity *first, *second;
+  struct parley_buf b, again;
+  struct sbuild s, t;
+  static const char *club[] = {"club"};
+  (void)state;
+
+  /* A owns "club" at epoch 2 with B; B has keys of epochs 1 and 2, A of
+   * epoch 2.  No registered peers, so the peer section is empty. */
+  assert_int_equal(expire(r, ida.pk), PARLEY_OK);
+  assert_int_equal(expire(r, idb.pk), PARLEY_OK);
+  assert_int_equal(expire(r, idc.pk), PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_OK);
+  mkgrant(&add, &ida, NULL, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2);
+  assert_int_equal(run(r, &add), PARLEY_OK);
+  mkkeyput(&kb1, &ida, NULL, NULL, "club", idb.pk, 1, NULL);
+  assert_int_equal(run(r, &kb1), PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ROTATE, "club", NULL, 2, 3),
+                   PARLEY_OK);
+  mkkeyput(&kb2, &ida, NULL, NULL, "club", idb.pk, 2, NULL);
+  mkkeyput(&ka2, &ida, NULL, NULL, "club", ida.pk, 2, NULL);
+  assert_int_equal(run(r, &kb2), PARLEY_OK);
+  assert_int_equal(run(r, &ka2), PARLEY_OK);
+  /* The ROTATE's signature is the last one. */
+  struct parley_reg_cmd rot;
+  mkgrant(&rot, &ida, NULL, PARLEY_GRANT_ROTATE, "club", NULL, 2, 3);
+
+  memset(&s, 0, sizeof s);
+  sb_bytes(&s, "PRG2", 4);
+  sb_u32(&s, 0);
+  sb_u32(&s, 1);
+  sb_acl_head(&s, "club", ida.pk, 2, 3, rot.data + rot.data_len - 64, 2);
+  first = memcmp(ida.pk, idb.pk, 32) < 0 ? &ida : &idb;
+  second = first == &ida ? &idb : &ida;
+  one[0] = &ka2;
+  two[0] = &kb1;
+  two[1] = &kb2;
+  sb_member(&s, first->pk, first == &ida ? 1 : 2, first == &ida ? one : two);
+  sb_member(&s, second->pk, second == &ida ? 1 : 2, second == &ida ? one : two);
+  snap_of(r, &b);
+  assert_int_equal(b.len, s.n);
+  assert_memory_equal(b.data, s.b, s.n);
+
+  /* Restore gives the same bytes and the same answers. */
+  assert_int_equal(parley_registry_new(&lim, &q), PARLEY_OK);
+  assert_int_equal(parley_registry_restore(q, b.data, b.len), PARLEY_OK);
+  assert_same_state(r, q);
+  assert_string_equal(keys_of(q, "club", &idb), "e1 e2 ");
+  assert_int_equal(parley_registry_is_member(q, "club", idb.pk), 1);
+  /* ... and keeps judging like the original: the old ADD is a replay. */
+  assert_int_equal(run(q, &add), PARLEY_ERANGE);
+  assert_int_equal(run(q, &rot), PARLEY_OK); /* the last one: a retry */
+  assert_int_equal(grant(q, &ida, PARLEY_GRANT_REVOKE, "club", idb.pk, 3, 4),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_REVOKE, "club", idb.pk, 3, 4),
+                   PARLEY_OK);
+  assert_same_state(r, q);
+
+  /* Every truncation fails; every flipped byte fails or is canonical. */
+  for (size_t n = 0; n < b.len; n++)
+    assert_int_equal(parley_registry_restore(q, b.data, n), PARLEY_EPROTO);
+  for (size_t i = 0; i < b.len; i++) {
+    int rc;
+    memcpy(t.b, b.data, b.len);
+    t.b[i] ^= 0x01;
+    rc = parley_registry_restore(q, t.b, b.len);
+    if (rc == PARLEY_OK) {
+      snap_of(q, &again);
+      assert_int_equal(again.len, b.len);
+      assert_memory_equal(again.data, t.b, b.len);
+      parley_buf_close(&again);
+    } else {
+      assert_int_equal(rc, PARLEY_EPROTO);
+      assert_int_equal(parley_registry_acl_count(q), 0);
+    }
+  }
+
+  /* Crafted: each breaks one rule (the first is the valid baseline). */
+#define ACASE(want, ...)                                                       \
+  do {                                                                         \
+    memset(&t, 0, sizeof t);                                                   \
+    sb_bytes(&t, "PRG2", 4);                                                   \
+    __VA_ARGS__;                                                               \
+    assert_int_equal(parley_registry_restore(q, t.b, t.n), want);              \
+  } while (0)
+  one[0] = &kb1;
+  ACASE(PARLEY_OK, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 2);
+        sb_member(&t, first->pk, 0, NULL); sb_member(&t, second->pk, 0, NULL));
+  /* Owner not a member. */
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", idc.pk, 1, 2, rot.data, 2);
+        sb_member(&t, first->pk, 0, NULL); sb_member(&t, second->pk, 0, NULL));
+  /* Members unsorted; no members; epoch 0; counter 0. */
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 2);
+        sb_member(&t, second->pk, 0, NULL); sb_member(&t, first->pk, 0, NULL));
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 0));
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 0, 2, rot.data, 1);
+        sb_member(&t, ida.pk, 0, NULL));
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 1, 0, rot.data, 1);
+        sb_member(&t, ida.pk, 0, NULL));
+  /* B's epoch-1 blob filed under A, or under a topic at epoch 3. */
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 1);
+        sb_member(&t, ida.pk, 1, one));
+  ACASE(PARLEY_OK, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 2, 2, rot.data, 2);
+        sb_member(&t, first->pk, first == &idb, one);
+        sb_member(&t, second->pk, second == &idb, one));
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 3, 2, rot.data, 2);
+        sb_member(&t, first->pk, first == &idb, one);
+        sb_member(&t, second->pk, second == &idb, one));
+  /* Two blobs of one epoch, or in descending order. */
+  two[0] = &kb2;
+  two[1] = &kb1;
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 2, 2, rot.data, 2);
+        sb_member(&t, first->pk, first == &idb ? 2 : 0, two);
+        sb_member(&t, second->pk, second == &idb ? 2 : 0, two));
+  two[0] = &kb1;
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 1);
+        sb_acl_head(&t, "club", ida.pk, 2, 2, rot.data, 2);
+        sb_member(&t, first->pk, first == &idb ? 2 : 0, two);
+        sb_member(&t, second->pk, second == &idb ? 2 : 0, two));
+  /* A subscriber who is not a member. */
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 1); sb_peer(&t, 0x01, "h:1", "", 1, club);
+        sb_u32(&t, 1); sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 1);
+        sb_member(&t, ida.pk, 0, NULL));
+  /* Topics unsorted or duplicated. */
+  ACASE(PARLEY_EPROTO, sb_u32(&t, 0); sb_u32(&t, 2);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 1);
+        sb_member(&t, ida.pk, 0, NULL);
+        sb_acl_head(&t, "club", ida.pk, 1, 2, rot.data, 1);
+        sb_member(&t, ida.pk, 0, NULL));
+#undef ACASE
+
+  /* Limits: members per topic and private topics. */
+  parley_registry_free(q);
+  lim.max_members = 1;
+  assert_int_equal(parley_registry_new(&lim, &q), PARLEY_OK);
+  assert_int_equal(parley_registry_restore(q, b.data, b.len), PARLEY_EPROTO);
+  parley_registry_free(q);
+  lim.max_members = 0;
+  lim.max_private = 1;
+  assert_int_equal(parley_registry_new(&lim, &q), PARLEY_OK);
+  assert_int_equal(parley_registry_restore(q, b.data, b.len), PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "zz", NULL, 1, 1),
+                   PARLEY_OK);
+  parley_buf_close(&b);
+  snap_of(r, &b);
+  assert_int_equal(parley_registry_restore(q, b.data, b.len), PARLEY_EPROTO);
+  parley_registry_free(q);
+  parley_buf_close(&b);
+  parley_registry_free(r);
+}
+
+/* A PRG1 snapshot (before private topics) restores, and is written back as
+ * PRG2: the same bytes behind the new magic, then "no private topics". */
+static void test_acl_restore_prg1(void **state) {
+  struct parley_registry *r = mkreg(0, 0, 0);
+  struct parley_buf b;
+  struct sbuild s;
+  static const char *ab[] = {"a", "b"};
+  (void)state;
+
+  memset(&s, 0, sizeof s);
+  sb_bytes(&s, "PRG1", 4);
+  sb_u32(&s, 2);
+  sb_peer(&s, 0x11, "h1:1", "one", 0, NULL);
+  sb_peer(&s, 0x22, "h2:2", "", 2, ab);
+  assert_int_equal(parley_registry_restore(r, s.b, s.n), PARLEY_OK);
+  assert_int_equal(parley_registry_peer_count(r), 2);
+  assert_int_equal(parley_registry_acl_count(r), 0);
+  snap_of(r, &b);
+  assert_int_equal(b.len, s.n + 4);
+  assert_memory_equal(b.data, "PRG2", 4);
+  assert_memory_equal(b.data + 4, s.b + 4, s.n - 4);
+  assert_memory_equal(b.data + s.n, "\0\0\0\0", 4);
+  /* PRG1 with a private-topic section is trailing garbage. */
+  sb_u32(&s, 0);
+  assert_int_equal(parley_registry_restore(r, s.b, s.n), PARLEY_EPROTO);
+  parley_buf_close(&b);
+  parley_registry_free(r);
+}
+
+static void test_acl_codec(void **state) {
+  static const size_t sizes[] = {1, 254, 255, 256, 300, 509, 510, 511, 533};
+  struct parley_reg_cmd c, d;
+  uint8_t buf[700], sig[64];
+  size_t n;
+  (void)state;
+
+  memset(&c, 0, sizeof c);
+  c.type = PARLEY_REG_GRANT;
+  mkpk(c.pk, 3);
+  c.ts_ms = -7;
+  for (size_t i = 0; i < PARLEY_REG_DATA_MAX; i++)
+    c.data[i] = (uint8_t)(i * 3 + 1);
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    size_t len = sizes[k], c0 = len < 255 ? len : 255,
+           c1 = len - c0 < 255 ? len - c0 : 255, c2 = len - c0 - c1;
+    c.data_len = (uint16_t)len;
+    c.type = k % 2 ? PARLEY_REG_KEY_PUT : PARLEY_REG_GRANT;
+    assert_int_equal(parley_reg_cmd_encode(&c, buf, sizeof buf, &n),
+                     PARLEY_OK);
+    assert_int_equal(n, 44 + len);
+    assert_int_equal(buf[0], c.type);
+    assert_memory_equal(buf + 1, c.pk, 32);
+    assert_memory_equal(buf + 33, "\xff\xff\xff\xff\xff\xff\xff\xf9", 8);
+    assert_int_equal(buf[41], c0);
+    assert_memory_equal(buf + 42, c.data, c0);
+    assert_int_equal(buf[42 + c0], c1);
+    assert_memory_equal(buf + 43 + c0, c.data + c0, c1);
+    assert_int_equal(buf[43 + c0 + c1], c2);
+    assert_memory_equal(buf + 44 + c0 + c1, c.data + c0 + c1, c2);
+    assert_int_equal(parley_reg_cmd_decode(buf, n, &d), PARLEY_OK);
+    assert_int_equal(d.type, c.type);
+    assert_int_equal(d.data_len, len);
+    assert_memory_equal(d.data, c.data, len);
+    assert_string_equal(d.topic, "");
+    /* Every prefix and one more byte are refused. */
+    for (size_t i = 0; i < n; i++)
+      assert_int_equal(parley_reg_cmd_decode(buf, i, &d), PARLEY_EPROTO);
+    buf[n] = 0;
+    assert_int_equal(parley_reg_cmd_decode(buf, n + 1, &d), PARLEY_EPROTO);
+  }
+  /* Not canonical: a chunk after one that is not full; nothing at all. */
+  memset(buf, 0, sizeof buf);
+  buf[0] = PARLEY_REG_GRANT;
+  buf[41] = 1;
+  buf[43] = 1; /* chunk1 of one byte after a chunk0 of one */
+  assert_int_equal(parley_reg_cmd_decode(buf, 46, &d), PARLEY_EPROTO);
+  buf[41] = 0;
+  buf[42] = 0;
+  buf[43] = 0;
+  assert_int_equal(parley_reg_cmd_decode(buf, 44, &d), PARLEY_EPROTO);
+  /* Encoder limits; and types 1..4 ignore data. */
+  c.data_len = 0;
+  assert_int_equal(parley_reg_cmd_encode(&c, buf, sizeof buf, &n),
+                   PARLEY_EINVAL);
+  c.data_len = PARLEY_REG_DATA_MAX + 1;
+  assert_int_equal(parley_reg_cmd_encode(&c, buf, sizeof buf, &n),
+                   PARLEY_EINVAL);
+  c.data_len = 100;
+  assert_int_equal(parley_reg_cmd_encode(&c, buf, 143, &n), PARLEY_ETOOBIG);
+  assert_int_equal(n, 144);
+  c = cmd(PARLEY_REG_SUBSCRIBE, c.pk, 1, "", "", "tp");
+  c.data_len = 9;
+  assert_int_equal(parley_reg_cmd_encode(&c, buf, sizeof buf, &n), PARLEY_OK);
+  assert_int_equal(n, 46);
+  /* Builders. */
+  memset(sig, 0x5c, sizeof sig);
+  assert_int_equal(parley_reg_cmd_grant(&d, c.pk, 5, buf, 0), PARLEY_EINVAL);
+  assert_int_equal(parley_reg_cmd_grant(&d, c.pk, 5, buf,
+                                        PARLEY_GRANT_MAX_LEN + 1),
+                   PARLEY_EINVAL);
+  assert_int_equal(d.type, 0);
+  assert_int_equal(parley_reg_cmd_key_put(&d, c.pk, 5, buf,
+                                          PARLEY_GROUPKEY_BLOB_MAX + 1, sig),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_reg_cmd_key_put(&d, c.pk, 5, buf, 3, sig),
+                   PARLEY_OK);
+  assert_int_equal(d.type, PARLEY_REG_KEY_PUT);
+  assert_int_equal(d.data_len, 67);
+  assert_memory_equal(d.data, sig, 64);
+  assert_memory_equal(d.data + 64, buf, 3);
+  assert_int_equal(d.ts_ms, 5);
+  assert_memory_equal(d.pk, c.pk, 32);
+}
+
+static void test_acl_limits_oom(void **state) {
+  struct parley_reg_limits lim = {0, 0, 0, 2, 1};
+  struct parley_registry *r = acl_reg(&lim);
+  struct parley_reg_cmd seq[6];
+  struct parley_buf before, after;
+  int failures = 0;
+  (void)state;
+
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "club", NULL, 1, 1),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_CREATE, "more", NULL, 1, 1),
+                   PARLEY_ELIMIT);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2),
+                   PARLEY_OK);
+  assert_int_equal(grant(r, &ida, PARLEY_GRANT_ADD, "club", idc.pk, 1, 3),
+                   PARLEY_ELIMIT);
+  parley_registry_free(r);
+
+  /* Each allocation of each command fails in turn: ENOMEM leaves no
+   * trace, and the command then succeeds. */
+  r = acl_reg(NULL);
+  mkgrant(&seq[0], &ida, NULL, PARLEY_GRANT_CREATE, "club", NULL, 1, 1);
+  mkgrant(&seq[1], &ida, NULL, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2);
+  mkkeyput(&seq[2], &ida, NULL, NULL, "club", idb.pk, 1, NULL);
+  mkkeyput(&seq[3], &ida, NULL, NULL, "club", idb.pk, 1, NULL); /* replace */
+  mkgrant(&seq[4], &ida, NULL, PARLEY_GRANT_ADD, "club", idc.pk, 1, 3);
+  mkgrant(&seq[5], &ida, NULL, PARLEY_GRANT_REVOKE, "club", idc.pk, 2, 4);
+  for (int i = 0; i < 6; i++) {
+    for (long k = 0;; k++) {
+      int rc;
+      snap_of(r, &before);
+      heap.fail_after = k;
+      rc = parley_registry_apply(r, &seq[i]);
+      heap.fail_after = -1;
+      if (rc == PARLEY_OK) {
+        parley_buf_close(&before);
+        break;
+      }
+      assert_int_equal(rc, PARLEY_ENOMEM);
+      failures++;
+      snap_of(r, &after);
+      assert_int_equal(after.len, before.len);
+      assert_memory_equal(after.data, before.data, before.len);
+      parley_buf_close(&after);
+      parley_buf_close(&before);
+    }
+  }
+  assert_true(failures >= 4);
+  assert_string_equal(keys_of(r, "club", &idb), "e1 ");
+  parley_registry_free(r);
+}
+
+/* Random private-topic traffic against three registries: r, one restored
+ * from r's snapshot halfway (then fed the same commands), and one that is
+ * restored from r's snapshot every 50 commands.  Results, events and
+ * snapshot bytes must agree throughout. */
+static void test_acl_determinism(void **state) {
+  static const char *topics[] = {"t0", "t1", "t2"};
+  const struct parley_identity *ids[] = {&ida, &idb, &idc, &idd};
+  struct parley_registry *r = acl_reg(NULL), *h = NULL, *p = mkreg(0, 0, 0);
+  struct recorder rr, rh;
+  struct parley_buf b, bh;
+  int ok = 0, refused = 0;
+  (void)state;
+
+  rng_state = 7;
+  observe(r, &rr);
+  for (int step = 0; step < 700; step++) {
+    const char *topic = topics[rng() % 3];
+    const struct parley_identity *who = ids[rng() % 2]; /* owner: A or B */
+    const struct parley_identity *m = ids[rng() % 4];
+    struct parley_reg_acl acl;
+    struct parley_reg_cmd c;
+    int have = parley_registry_topic_acl(r, topic, &acl) == PARLEY_OK;
+    uint64_t ctr = have ? acl.counter + (rng() % 8 ? 1 : 0) : 1;
+    uint32_t ep = have ? acl.epoch : 1;
+    int rc, op = (int)(rng() % 10);
+
+    if (have && rng() % 4)
+      who = memcmp(acl.owner, ida.pk, 32) == 0 ? &ida : &idb;
+    switch (op) {
+    case 0:
+      mkgrant(&c, who, NULL, PARLEY_GRANT_CREATE, topic, NULL, 1, 1);
+      break;
+    case 1:
+    case 2:
+      mkgrant(&c, who, NULL, PARLEY_GRANT_ADD, topic,
+              m == who ? idd.pk : m->pk, ep, ctr);
+      break;
+    case 3:
+      mkgrant(&c, who, NULL, PARLEY_GRANT_REVOKE, topic,
+              m == who ? idc.pk : m->pk, ep + 1, ctr);
+      break;
+    case 4:
+      mkgrant(&c, who, NULL, PARLEY_GRANT_ROTATE, topic, NULL, ep + 1, ctr);
+      break;
+    case 5:
+    case 6:
+      mkkeyput(&c, who, NULL, NULL, topic, m->pk,
+               ep - (ep > 1 && rng() % 3 == 0), NULL);
+      break;
+    case 7:
+      c = cmd(rng() % 4 ? PARLEY_REG_SUBSCRIBE : PARLEY_REG_UNSUBSCRIBE,
+              m->pk, step, "", "", topic);
+      break;
+    case 8:
+      c = cmd(PARLEY_REG_EXPIRE, m->pk, step, "", "", "");
+      break;
+    default:
+      c = cmd(PARLEY_REG_REGISTER, m->pk, step, "m:1", "", "");
+      break;
+    }
+    rc = run(r, &c);
+    if (rc == PARLEY_OK)
+      ok++;
+    else
+      refused++;
+    if (h != NULL) {
+      char ev[sizeof rr.buf];
+      assert_int_equal(run(h, &c), rc);
+      snprintf(ev, sizeof ev, "%s", events(&rr));
+      assert_string_equal(events(&rh), ev);
+    } else {
+      (void)events(&rr);
+    }
+    if (step == 350) {
+      snap_of(r, &b);
+      assert_int_equal(parley_registry_new(NULL, &h), PARLEY_OK);
+      assert_int_equal(parley_registry_restore(h, b.data, b.len), PARLEY_OK);
+      observe(h, &rh);
+      parley_buf_close(&b);
+    }
+    if (step % 50 == 49) {
+      snap_of(r, &b);
+      assert_int_equal(parley_registry_restore(p, b.data, b.len), PARLEY_OK);
+      snap_of(p, &bh);
+      assert_int_equal(bh.len, b.len);
+      assert_memory_equal(bh.data, b.data, b.len);
+      parley_buf_close(&bh);
+      parley_buf_close(&b);
+      if (h != NULL)
+        assert_same_state(r, h);
+    }
+  }
+  assert_true(ok > 250);
+  assert_true(refused > 100);
+  assert_true(parley_registry_acl_count(r) >= 2);
+  parley_registry_free(h);
+  parley_registry_free(p);
+  parley_registry_free(r);
+}
+
+/* GRANT and KEY_PUT go through the single-node log like any command; a
+ * store whose snapshot is still PRG1 opens, and compaction writes PRG2. */
+static void test_regstore_acl(void **state) {
+  struct parley_registry *r = NULL, *ref = mkreg(0, 0, 0);
+  struct parley_regstore *rs;
+  struct parley_reg_cmd seq[5];
+  struct logcap lc;
+  struct sbuild s;
+  uint8_t h[24];
+  static const char *ab[] = {"a", "b"};
+  (void)state;
+
+  acl_ids();
+  mkgrant(&seq[0], &ida, NULL, PARLEY_GRANT_CREATE, "club", NULL, 1, 1);
+  mkgrant(&seq[1], &ida, NULL, PARLEY_GRANT_ADD, "club", idb.pk, 1, 2);
+  mkkeyput(&seq[2], &ida, NULL, NULL, "club", idb.pk, 1, NULL);
+  mkgrant(&seq[3], &ida, NULL, PARLEY_GRANT_ROTATE, "club", NULL, 2, 3);
+  mkkeyput(&seq[4], &ida, NULL, NULL, "club", idb.pk, 2, NULL);
+  rs = reopen(&r, &lc);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(parley_registry_apply(ref, &seq[i]), PARLEY_OK);
+    logged(r, rs, &seq[i]);
+  }
+  parley_regstore_close(rs);
+  rs = reopen(&r, &lc);
+  assert_int_equal(parley_regstore_log_entries(rs), 5);
+  assert_same_state(r, ref);
+  assert_string_equal(keys_of(r, "club", &idb), "e1 e2 ");
+  assert_int_equal(parley_regstore_compact(rs), PARLEY_OK);
+  check_snap_header(0);
+  parley_regstore_close(rs);
+  rs = reopen(&r, &lc);
+  assert_same_state(r, ref);
+  assert_int_equal(lc.warns + lc.errors, 0);
+  parley_regstore_close(rs);
+
+  /* An old store: registry.snap holding a PRG1 snapshot. */
+  memset(&s, 0, sizeof s);
+  sb_bytes(&s, "PRG1", 4);
+  sb_u32(&s, 1);
+  sb_peer(&s, 0x22, "h2:2", "", 2, ab);
+  memcpy(h, "PRSN\0\0\0\1\0\0\0\0\0\0\0\0", 16);
+  for (int i = 0; i < 4; i++) {
+    h[16 + i] = (uint8_t)(crc32_ref(s.b, s.n) >> (24 - 8 * i));
+    h[20 + i] = (uint8_t)(s.n >> (24 - 8 * i));
+  }
+  spit("registry.snap", h, 24, 0);
+  spit("registry.snap", s.b, s.n, 1);
+  spit("registry.log", "", 0, 0);
+  rs = reopen(&r, &lc);
+  assert_int_equal(parley_registry_peer_count(r), 1);
+  assert_int_equal(parley_registry_topic_count(r), 2);
+  assert_int_equal(parley_registry_acl_count(r), 0);
+  assert_int_equal(parley_regstore_compact(rs), PARLEY_OK);
+  check_snap_header(0);
+  parley_regstore_close(rs);
+  parley_registry_free(r);
+  parley_registry_free(ref);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_new_and_limits, setup, teardown),
@@ -2244,7 +3263,21 @@ int main(void) {
                                       rs_setup, rs_teardown),
       cmocka_unit_test_setup_teardown(test_regstore_bad_files, rs_setup,
                                       rs_teardown),
+      cmocka_unit_test_setup_teardown(test_acl_members, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_grant_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_revoke_rotate, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_key_put_refused, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_acl_snapshot, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_restore_prg1, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_codec, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_limits_oom, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_acl_determinism, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_regstore_acl, rs_setup,
+                                      rs_teardown),
   };
   parley_allocator_set(&counting);
+  if (parley_crypto_init() < 0)
+    return 1;
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
