@@ -78,7 +78,10 @@ for name in alice bob carol dave; do
   echo "  $bin/parley --data $demo/$name status"
 done
 echo "  $bin/parley --data $demo/bob listen        # live messages"
-echo "Index: $INDEX; metrics at http://$HTTP/metrics, status at http://$HTTP/v1/status"
+token=$("$bin/parley-index" token create --data "$demo/index" --role viewer --ttl 12h)
+echo "Index: $INDEX; its HTTP API needs a token (viewer, 12 h):"
+echo "  curl -H 'Authorization: Bearer $token' http://$HTTP/v1/status"
+echo "  curl -H 'Authorization: Bearer $token' http://$HTTP/metrics"
 echo "Logs in $demo/*.log.  Ctrl-C stops everything."
 if [ -n "$secs" ]; then
   sleep "$secs"

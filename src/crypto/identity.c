@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "crypto/keyfile.h"
 
 #define SEED_LEN crypto_sign_SEEDBYTES
 #define SEED_HEX_LEN (2 * SEED_LEN)
@@ -231,5 +232,200 @@ int parley_identity_load_or_create(const char *path, struct parley_identity *id,
   close(fd);
   if (rc < 0)
     parley_identity_wipe(id);
+  return rc;
+}
+
+/* ---- passphrase-protected key files ------------------------------------ */
+
+/* Longest key file text read: a protected file is at most
+ * PARLEY_KEYFILE_TEXT_MAX bytes, a plain one 65. */
+#define KEY_TEXT_CAP (PARLEY_KEYFILE_TEXT_MAX + 2)
+
+/* Reads the whole open key file fd (same checks as load_fd) into text.
+ * OUT: *len.  PARLEY_EAUTH for a file that is not a regular file, is
+ * group/other accessible or is too long to be a key file. */
+static int read_key_text(int fd, char text[KEY_TEXT_CAP], size_t *len) {
+  struct stat st;
+  size_t got = 0;
+
+  *len = 0;
+  if (fstat(fd, &st) != 0)
+    return PARLEY_EIO;
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0)
+    return PARLEY_EAUTH;
+  while (got < KEY_TEXT_CAP) {
+    ssize_t r = read(fd, text + got, KEY_TEXT_CAP - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      sodium_memzero(text, KEY_TEXT_CAP);
+      return PARLEY_EIO;
+    }
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  if (got == KEY_TEXT_CAP) {
+    sodium_memzero(text, KEY_TEXT_CAP);
+    return PARLEY_EAUTH;
+  }
+  *len = got;
+  return PARLEY_OK;
+}
+
+/* Writes text to path atomically (path.tmp with O_EXCL and mode 0600,
+ * fsync, rename over path, directory fsync). */
+static int write_text_atomic(const char *path, const char *text, size_t len) {
+  size_t plen = strlen(path);
+  char *tmp = parley_malloc(plen + sizeof(".tmp"));
+  int fd, rc = PARLEY_OK;
+
+  if (tmp == NULL)
+    return PARLEY_ENOMEM;
+  memcpy(tmp, path, plen);
+  memcpy(tmp + plen, ".tmp", sizeof(".tmp"));
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    /* Left by a crash before the rename: nothing refers to it. */
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+              0600);
+  }
+  if (fd < 0) {
+    parley_free(tmp);
+    return PARLEY_EIO;
+  }
+  if (write_all(fd, text, len) < 0 || fsync(fd) != 0)
+    rc = PARLEY_EIO;
+  if (close(fd) != 0)
+    rc = PARLEY_EIO;
+  if (rc == PARLEY_OK && rename(tmp, path) != 0)
+    rc = PARLEY_EIO;
+  if (rc < 0)
+    (void)unlink(tmp);
+  else
+    sync_parent_dir(path);
+  parley_free(tmp);
+  return rc;
+}
+
+/* Seals the seed of id under pass and writes the protected file. */
+static int write_protected(const char *path, const struct parley_identity *id,
+                           const char *pass, size_t pass_len,
+                           uint64_t opslimit, uint64_t memlimit) {
+  struct parley_keyfile kf;
+  char text[PARLEY_KEYFILE_TEXT_MAX + 1];
+  size_t len = 0;
+  int rc;
+
+  /* The Ed25519 secret key is seed || pk. */
+  rc = parley_keyfile_seal(id->sk, pass, pass_len, opslimit, memlimit, &kf);
+  if (rc == PARLEY_OK)
+    rc = parley_keyfile_encode(&kf, text, sizeof text, &len);
+  if (rc == PARLEY_OK)
+    rc = write_text_atomic(path, text, len);
+  sodium_memzero(&kf, sizeof kf);
+  sodium_memzero(text, sizeof text);
+  return rc;
+}
+
+/* Loads a plain seed file the way parley_identity_load_or_create does. */
+static int load_plain(const char *path, struct parley_identity *id) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int rc;
+
+  if (fd < 0)
+    return errno == ELOOP ? PARLEY_EAUTH
+           : errno == ENOENT ? PARLEY_ENOTFOUND
+                             : PARLEY_EIO;
+  rc = load_fd(fd, id);
+  close(fd);
+  if (rc < 0)
+    parley_identity_wipe(id);
+  return rc;
+}
+
+int parley_identity_load_or_create_pass(const char *path, const char *pass,
+                                        size_t pass_len, uint64_t opslimit,
+                                        uint64_t memlimit,
+                                        struct parley_identity *id,
+                                        int *created) {
+  char text[KEY_TEXT_CAP];
+  size_t len = 0;
+  int fd, rc;
+
+  *created = 0;
+  if (path[0] == '\0' || (pass != NULL && pass_len == 0))
+    return PARLEY_EINVAL;
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (pass == NULL) {
+    /* A plain key file as before; a protected one needs its passphrase. */
+    if (fd >= 0) {
+      rc = read_key_text(fd, text, &len);
+      close(fd);
+      if (rc == PARLEY_OK && parley_keyfile_is_protected(text, len))
+        rc = PARLEY_EDENIED;
+      sodium_memzero(text, sizeof text);
+      if (rc < 0)
+        return rc;
+    }
+    return parley_identity_load_or_create(path, id, created);
+  }
+  if (fd < 0 && errno == ENOENT) {
+    rc = parley_identity_generate(id);
+    if (rc == PARLEY_OK)
+      rc = write_protected(path, id, pass, pass_len, opslimit, memlimit);
+    if (rc < 0)
+      parley_identity_wipe(id);
+    else
+      *created = 1;
+    return rc;
+  }
+  if (fd < 0)
+    return errno == ELOOP ? PARLEY_EAUTH : PARLEY_EIO;
+  rc = read_key_text(fd, text, &len);
+  close(fd);
+  if (rc == PARLEY_OK) {
+    if (!parley_keyfile_is_protected(text, len)) {
+      rc = PARLEY_EINVAL;
+    } else {
+      rc = parley_keyfile_unlock(text, len, pass, pass_len, id);
+      if (rc == PARLEY_EAUTH)
+        rc = PARLEY_ECRYPTO; /* wrong passphrase or altered file */
+    }
+  }
+  sodium_memzero(text, sizeof text);
+  if (rc < 0)
+    parley_identity_wipe(id);
+  return rc;
+}
+
+int parley_identity_protect_file(const char *path, const char *pass,
+                                 size_t pass_len, uint64_t opslimit,
+                                 uint64_t memlimit) {
+  struct parley_identity id;
+  char text[KEY_TEXT_CAP];
+  size_t len = 0;
+  int fd, rc;
+
+  if (path[0] == '\0' || pass_len == 0)
+    return PARLEY_EINVAL;
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return errno == ENOENT  ? PARLEY_ENOTFOUND
+           : errno == ELOOP ? PARLEY_EAUTH
+                            : PARLEY_EIO;
+  rc = read_key_text(fd, text, &len);
+  close(fd);
+  if (rc == PARLEY_OK && parley_keyfile_is_protected(text, len))
+    rc = PARLEY_EEXIST;
+  sodium_memzero(text, sizeof text);
+  if (rc < 0)
+    return rc;
+  memset(&id, 0, sizeof id);
+  rc = load_plain(path, &id);
+  if (rc == PARLEY_OK)
+    rc = write_protected(path, &id, pass, pass_len, opslimit, memlimit);
+  parley_identity_wipe(&id);
   return rc;
 }

@@ -52,6 +52,10 @@ static unsigned status_for(int rc) {
     return 404;
   case PARLEY_ELIMIT:
     return 429;
+  case PARLEY_EAUTH:
+    return 403; /* a changed key (trust.c) */
+  case PARLEY_EEXIST:
+    return 409;
   case PARLEY_EUNAVAIL:
   case PARLEY_ECANCELED:
     return 503;
@@ -64,7 +68,31 @@ static unsigned status_for(int rc) {
 
 /* ---- message objects ------------------------------------------------------ */
 
-static json_t *msg_json(const struct parley_node *n, const struct parley_msg *m) {
+static json_t *msg_json_plain(const struct parley_msg *m);
+
+/* A message object; this node's own sealed direct messages are shown as
+ * the plaintext of their sender copy (dm.c).  One that does not open is
+ * shown as stored (body_base64 of the envelope) and logged. */
+static json_t *msg_json(struct parley_node *n, const struct parley_msg *m) {
+  struct parley_msg plain;
+  uint8_t *buf = NULL;
+  size_t buf_len = 0;
+  json_t *o;
+  int rc = parley__dm_read_sent(n, m, &plain, &buf, &buf_len);
+
+  if (rc < 0) {
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "sent direct message %.*s#%llu does not open: %s",
+               (int)m->channel_len, m->channel, (unsigned long long)m->seq,
+               parley_strerror(rc));
+    return msg_json_plain(m);
+  }
+  o = msg_json_plain(rc == 1 ? &plain : m);
+  parley__dm_free(buf, buf_len);
+  return o;
+}
+
+static json_t *msg_json_plain(const struct parley_msg *m) {
   char id[MSG_ID_HEX], from[PARLEY_ID_TEXT_LEN + 1];
   json_t *o;
 
@@ -524,6 +552,24 @@ static void send_wait_gone(void *data, struct parley_http_req *r) {
   ((struct send_wait *)data)->req = NULL;
 }
 
+/* Answers a refused send: a changed key gets trust.c's loud text. */
+static void send_error(struct parley_node *n, struct parley_http_req *r,
+                       const char *channel, int rc) {
+  uint8_t pk[32];
+  struct rpeer *p = NULL;
+  char text[512];
+
+  if (rc == PARLEY_EAUTH && parley_id_decode(channel + 1, pk) == PARLEY_OK)
+    p = parley__node_peer(n, pk, 0);
+  if (p != NULL && p->impostor) {
+    parley__trust_refusal(n, p, text, sizeof text);
+    parley__api_error(r, 403, rc, text);
+    return;
+  }
+  parley__api_error(r, status_for(rc), rc,
+                    rc == PARLEY_ELIMIT ? "outbox full" : parley_strerror(rc));
+}
+
 static void do_send(struct parley_node *n, struct parley_http_req *r,
                     const char *channel, const uint8_t *body, size_t len,
                     uint32_t flags, uint64_t timeout) {
@@ -532,8 +578,7 @@ static void do_send(struct parley_node *n, struct parley_http_req *r,
   if (rc == 1)
     return; /* answered once acked; caller suspended or will */
   if (rc < 0)
-    parley__api_error(r, status_for(rc), rc,
-                      rc == PARLEY_ELIMIT ? "outbox full" : parley_strerror(rc));
+    send_error(n, r, channel, rc);
 }
 
 static void on_send_lookup(struct parley_node *n, struct icreq *q, int rc,
@@ -542,9 +587,17 @@ static void on_send_lookup(struct parley_node *n, struct icreq *q, int rc,
   if (sw->req) {
     parley_http_set_close_cb(sw->req, NULL, NULL);
     if (rc == PARLEY_OK && f && f->type == PARLEY_FRAME_PEERS &&
-        f->u.list.list.count == 1)
+        f->u.list.list.count == 1) {
+      const uint8_t *cur = f->u.list.list.raw;
+      size_t left = f->u.list.list.raw_len;
+      struct parley_wire_peer wp;
+      /* Learn its name and address first: a key claiming a trusted
+       * peer's name is refused before anything is sealed to it. */
+      if (parley_wire_peer_next(&cur, &left, &wp))
+        (void)parley__ic_learn_peer(n, &wp);
       do_send(n, sw->req, sw->channel, sw->body, sw->len, sw->flags,
               sw->timeout);
+    }
     else if (rc == PARLEY_OK || rc == PARLEY_EUNKNOWNPEER)
       parley__api_error(sw->req, 404, PARLEY_EUNKNOWNPEER, "unknown peer");
     else
@@ -605,13 +658,15 @@ static void api_send(struct parley_node *n, struct parley_http_req *r) {
       snprintf(p->name, sizeof p->name, "%.*s", (int)(sizeof p->name - 1),
                name);
     }
+    if (p != NULL)
+      parley__trust_eval(n, p, NULL, NULL);
     rc = parley__publish(n, r, channel, body, len, flags | PARLEY_MSG_DIRECT,
                          1, timeout);
     parley_free(body);
     if (rc == 1)
       parley_http_suspend(r);
     else if (rc < 0)
-      parley__api_error(r, status_for(rc), rc, parley_strerror(rc));
+      send_error(n, r, channel, rc);
     return;
   }
   sw = parley_calloc(1, sizeof *sw);
@@ -829,6 +884,32 @@ static void api_messages(struct parley_node *n, struct parley_http_req *r) {
 
 /* ---- index listings -------------------------------------------------------------- */
 
+/* "trusted" (a pinned key), "changed" (another key claiming a pinned
+ * name or address: noted through trust.c, which logs it loudly), "self"
+ * or "unverified", for one peer of the index's listing. */
+static const char *peer_trust(struct parley_node *n,
+                              const struct parley_wire_peer *wp) {
+  char name[PARLEY_MAX_NAME + 1], addr[PARLEY_MAX_ADDR + 1];
+  struct rpeer *p;
+
+  if (memcmp(wp->key, n->id.pk, 32) == 0)
+    return "self";
+  if (parley__trust_find(n, wp->key) != NULL)
+    return "trusted";
+  if (wp->name.len > PARLEY_MAX_NAME || wp->addr.len > PARLEY_MAX_ADDR)
+    return "unverified";
+  memcpy(name, wp->name.ptr, wp->name.len);
+  name[wp->name.len] = '\0';
+  memcpy(addr, wp->addr.ptr, wp->addr.len);
+  addr[wp->addr.len] = '\0';
+  if (parley__trust_conflict(n, wp->key, name, addr) == NULL)
+    return "unverified";
+  p = parley__ic_learn_peer(n, wp); /* evaluates it: logged, refused */
+  if (p != NULL)
+    parley__trust_eval(n, p, name, addr);
+  return "changed";
+}
+
 static void on_list_reply(struct parley_node *n, struct icreq *q, int rc,
                           const struct parley_frame *f) {
   struct req_wait *w = q->ctx;
@@ -856,11 +937,13 @@ static void on_list_reply(struct parley_node *n, struct icreq *q, int rc,
     struct parley_wire_peer wp;
     char id[PARLEY_ID_TEXT_LEN + 1];
     while (parley_wire_peer_next(&cur, &left, &wp)) {
+      const char *trust = peer_trust(n, &wp);
       parley_id_encode(wp.key, id);
-      if (append_line(&b, json_pack("{s:s, s:s%, s:s%, s:I}", "id", id,
+      if (append_line(&b, json_pack("{s:s, s:s%, s:s%, s:I, s:s}", "id", id,
                                     "name", wp.name.ptr, wp.name.len, "addr",
                                     wp.addr.ptr, wp.addr.len, "last_seen",
-                                    (json_int_t)wp.last_seen_ms)) < 0)
+                                    (json_int_t)wp.last_seen_ms, "trust",
+                                    trust)) < 0)
         break;
     }
   } else if (f->type == PARLEY_FRAME_TOPICS) {
@@ -986,6 +1069,10 @@ static const struct route_entry routes[] = {
     {"GET", "/v1/stream", api_stream},
     {"GET", "/v1/peers", api_peers},
     {"GET", "/v1/topics", api_topics},
+    {"GET", "/v1/verify", parley__api_verify},
+    {"POST", "/v1/trust", parley__api_trust},
+    {"POST", "/v1/untrust", parley__api_untrust},
+    {"GET", "/v1/trusted", parley__api_trusted},
     {"GET", "/metrics", api_metrics},
 };
 
@@ -1017,3 +1104,25 @@ void parley__api_handler(void *ctx, struct parley_http_req *r) {
   else
     parley__api_error(r, 404, PARLEY_ENOTFOUND, "no such endpoint");
 }
+
+/* ---- shared with api_trust.c ------------------------------------------------ */
+
+void parley__api_respond_json(struct parley_http_req *r, unsigned status,
+                              json_t *obj) {
+  respond_json(r, status, obj);
+}
+
+json_t *parley__api_parse_body(struct parley_http_req *r) {
+  return parse_body(r);
+}
+
+int parley__api_append_line(struct parley_buf *b, json_t *o) {
+  return append_line(b, o);
+}
+
+void parley__api_respond_ndjson(struct parley_http_req *r,
+                                struct parley_buf *b) {
+  respond_ndjson(r, b);
+}
+
+unsigned parley__api_status_for(int rc) { return status_for(rc); }

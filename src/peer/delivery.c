@@ -4,7 +4,10 @@
  * receiving (check, de-duplicate, store, acknowledge after commit), acks,
  * and the outbox of acknowledged-mode deliveries retried with back-off.
  * Every message published extends the channel's hash chain
- * (crypto/chain.h); sync.c signs it and relays it.
+ * (crypto/chain.h); sync.c signs it and relays it.  Direct messages are
+ * sealed end to end (dm.c) before anything is stored; keys that claim a
+ * trusted peer's name are refused both ways (trust.c); each peer may send
+ * us at most cfg.peer_rate messages a second (burst cfg.peer_burst).
  */
 #include "peer/node_int.h"
 
@@ -13,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "crypto/chain.h"
+#include "crypto/e2e.h"
 
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
@@ -82,6 +86,7 @@ static int send_msg(struct parley_node *n, struct rpeer *p,
                     const struct parley_msg *m, int ack_req) {
   struct parley_link *l = parley__peer_link(p);
   struct parley_frame f;
+  int rc;
 
   if (l == NULL)
     return PARLEY_ECLOSED;
@@ -97,7 +102,14 @@ static int send_msg(struct parley_node *n, struct rpeer *p,
   f.u.msg.body = m->body;
   f.u.msg.body_len = (uint32_t)m->body_len;
   f.u.msg.chain = m->chain; /* NULL (stored before chains) sends zeros */
-  return parley_link_send(l, &f);
+  rc = parley_link_send(l, &f);
+  if (rc == PARLEY_ELIMIT) {
+    /* Its queue is full: acked deliveries stay in the outbox and are
+     * retried, fire-and-forget ones are dropped and counted. */
+    n->m.backpressure++;
+    p->m_backpressure++;
+  }
+  return rc;
 }
 
 void parley__peer_try_dial(struct parley_node *n, struct rpeer *p) {
@@ -151,7 +163,10 @@ static int resend_one(void *ctx, const struct parley_outbox_entry *e,
 
   if (p == NULL)
     return PARLEY_ENOMEM;
-  if (parley__peer_link(p) != NULL) {
+  if (p->impostor) {
+    /* A key claiming a trusted peer's name gets nothing; the row waits
+     * (the claim may stop) or expires with the retention window. */
+  } else if (parley__peer_link(p) != NULL) {
     rc = send_msg(n, p, m, 1);
     if (rc == PARLEY_ELIMIT)
       return 0; /* back-pressure: stays due, tried again next tick */
@@ -234,6 +249,10 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   struct ackwait *w;
   int64_t rowid = 0, now = parley_now_ms();
   uint64_t seq = 0;
+  const uint8_t *wire_body = body;
+  size_t wire_len = len, env_len = 0;
+  uint32_t wire_flags = flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
+  uint8_t *env = NULL;
   uint8_t chain[PARLEY_CHAIN_HASH], digest[PARLEY_CHAIN_HASH];
   int rc;
 
@@ -256,16 +275,31 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   rc = parley__node_tx(n);
   if (rc == PARLEY_OK)
     rc = parley_store_chain_head(n->store, channel, &seq, chain);
+  if (rc == PARLEY_OK)
+    seq++;
+  /* A direct message is sealed for its recipient (and, as the sender
+   * copy, for us) with the seq and ts it will carry; from here on the
+   * envelope is the message body everywhere: in the chain, the store, the
+   * outbox and on the wire. */
+  if (rc == PARLEY_OK && (flags & PARLEY_MSG_DIRECT)) {
+    rc = parley__dm_seal(n, channel, seq, (uint64_t)now, body, len, flags,
+                         &env, &env_len);
+    if (rc == PARLEY_OK) {
+      wire_body = env;
+      wire_len = env_len;
+      wire_flags = PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY;
+    }
+  }
   if (rc == PARLEY_OK) {
     memset(&cm, 0, sizeof cm);
     cm.publisher = n->id.pk;
     cm.channel = channel;
     cm.channel_len = strlen(channel);
-    cm.seq = ++seq;
+    cm.seq = seq;
     cm.ts_ms = (uint64_t)now;
-    cm.flags = flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
-    cm.body = body;
-    cm.body_len = len;
+    cm.flags = wire_flags;
+    cm.body = wire_body;
+    cm.body_len = wire_len;
     rc = parley_chain_digest(&cm, digest);
   }
   if (rc == PARLEY_OK) {
@@ -273,6 +307,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
     rc = parley_store_chain_advance(n->store, channel, seq, chain);
   }
   if (rc < 0) {
+    parley_free(env);
     ackwait_free(w);
     return rc;
   }
@@ -282,14 +317,15 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   m.channel_len = strlen(channel);
   m.seq = seq;
   m.ts_ms = now;
-  m.flags = flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
-  m.body = body;
-  m.body_len = len;
+  m.flags = wire_flags;
+  m.body = wire_body;
+  m.body_len = wire_len;
   m.outgoing = 1;
   m.stored_ms = now;
   m.chain = chain;
   rc = parley_store_put_message(n->store, &m, &rowid);
   if (rc < 0) {
+    parley_free(env);
     ackwait_free(w);
     return rc;
   }
@@ -333,13 +369,16 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
           p->npending++;
         } else {
           n->m.async_dropped++;
+          p->m_dropped++;
         }
       } else {
         n->m.async_dropped++;
+        p->m_dropped++;
       }
     }
     parley__peer_try_dial(n, p);
   }
+  parley_free(env);
   n->m.published++;
   n->m.bytes_published += len;
   if (w->direct)
@@ -374,8 +413,14 @@ static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
   if (rcpt == NULL)
     return PARLEY_ENOMEM;
   parley_map_iter_init(&it, &r->subs);
-  while ((e = parley_map_iter_next(&it)) != NULL)
-    rcpt[k++] = e->value;
+  while ((e = parley_map_iter_next(&it)) != NULL) {
+    struct rpeer *p = e->value;
+    if (p->impostor) {
+      n->m.key_changed_refused++; /* not a recipient: nothing is sent */
+      continue;
+    }
+    rcpt[k++] = p;
+  }
   rc = do_publish(n, req, r->topic, body, len, flags, ack_mode, timeout_ms,
                   rcpt, k);
   parley_free(rcpt);
@@ -424,6 +469,10 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
     p = parley__node_peer(n, pk, 1);
     if (p == NULL)
       return PARLEY_ENOMEM;
+    if (p->impostor) {
+      n->m.key_changed_refused++;
+      return PARLEY_EAUTH;
+    }
     return do_publish(n, req, channel, body, len, flags, 1, timeout_ms, &p,
                       1);
   }
@@ -538,14 +587,106 @@ static int chain_is_zero(const uint8_t *c) {
   return acc == 0;
 }
 
+/* Takes one message's token from p's bucket (cfg.peer_rate a second, at
+ * most cfg.peer_burst saved up); 0 when it is empty. */
+static int rate_take(struct parley_node *n, struct rpeer *p) {
+  uint64_t now = parley_mono_ms();
+  uint64_t cap = (uint64_t)n->cfg.peer_burst * 1000u;
+
+  if (p->rl_refill_ms == 0) {
+    p->rl_tokens = cap;
+  } else if (now > p->rl_refill_ms) {
+    uint64_t dt = now - p->rl_refill_ms;
+    if (dt > 3600u * 1000u)
+      dt = 3600u * 1000u;
+    /* peer_rate tokens a second = peer_rate milli-tokens a millisecond */
+    p->rl_tokens += dt * n->cfg.peer_rate;
+    if (p->rl_tokens > cap)
+      p->rl_tokens = cap;
+  }
+  p->rl_refill_ms = now;
+  if (p->rl_tokens < 1000u)
+    return 0;
+  p->rl_tokens -= 1000u;
+  return 1;
+}
+
+/* A message refused by the rate limit: an acked one is answered ELIMIT
+ * (its publisher keeps it queued and retries with back-off), a
+ * fire-and-forget one is dropped; both are counted. */
+static void rate_refuse(struct parley_node *n, struct rpeer *p,
+                        const struct parley_frame *f, int ack) {
+  uint64_t now = parley_mono_ms();
+
+  p->m_limited++;
+  if (ack) {
+    n->m.limited_ack++;
+    queue_ack(n, p->pk, f, PARLEY_ELIMIT);
+  } else {
+    n->m.limited_async++;
+  }
+  if (p->rl_logged_ms == 0 || now - p->rl_logged_ms >= 10000) {
+    p->rl_logged_ms = now;
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "%s sends more than %u messages a second: refusing (%llu so "
+               "far)",
+               p->id, n->cfg.peer_rate, (unsigned long long)p->m_limited);
+  }
+}
+
+/* The end-to-end part of receiving a direct message: opens it into
+ * *plain (body in *buf).  Returns PARLEY_OK, or the status to answer
+ * (having counted and logged it), or PARLEY_ESTORE-like errors for which
+ * nothing is answered (the publisher retries). */
+static int open_direct(struct parley_node *n, struct rpeer *p,
+                       const struct parley_frame *f, const char *channel,
+                       struct parley_msg *m, uint8_t **buf, size_t *buf_len,
+                       int *order) {
+  uint32_t flags = 0;
+  int rc = parley__dm_open(n, p, f, channel, buf, buf_len, &m->body,
+                           &m->body_len, &flags, order);
+
+  if (rc == PARLEY_OK) {
+    m->flags = flags;
+    return PARLEY_OK;
+  }
+  switch (rc) {
+  case PARLEY_EEXIST:
+    n->m.e2e_replays++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "direct message #%llu from %s seen before: refused as a "
+               "replay",
+               (unsigned long long)f->u.msg.seq, p->id);
+    return rc;
+  case PARLEY_ECRYPTO:
+  case PARLEY_EPROTO:
+  case PARLEY_EINVAL:
+  case PARLEY_ETOOBIG:
+    n->m.e2e_rejected++;
+    n->m.rejected++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "direct message #%llu from %s refused: %s (tampered, "
+               "replayed under another seq, or not sealed for us)",
+               (unsigned long long)f->u.msg.seq, p->id, parley_strerror(rc));
+    return rc;
+  default:
+    PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "open direct message: %s",
+               parley_strerror(rc));
+    return PARLEY_ESTORE;
+  }
+}
+
 static void on_msg(struct parley_node *n, struct plink *pl,
                    const struct parley_frame *f) {
   struct rpeer *p = pl->peer;
   const struct parley_str *ch = &f->u.msg.channel;
   char channel[CHANNEL_MAX];
   struct parley_msg m;
+  uint8_t *buf = NULL;
+  size_t buf_len = 0, max_body = n->cfg.max_message;
   int64_t now;
   int rc = PARLEY_OK, ack = (f->u.msg.flags & PARLEY_MSG_ACK_REQ) != 0;
+  int direct = (f->u.msg.flags & PARLEY_MSG_DIRECT) != 0, order = 0;
 
   /* A MSG comes from its publisher only; relayed messages travel in
    * SYNC_BATCH frames with the publisher's signed checkpoint (sync.c). */
@@ -560,9 +701,21 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     n->m.rejected++;
     return;
   }
+  if (!rate_take(n, p)) {
+    rate_refuse(n, p, f, ack);
+    return;
+  }
   memcpy(channel, ch->ptr, ch->len);
   channel[ch->len] = '\0';
-  if (f->u.msg.flags & PARLEY_MSG_DIRECT) {
+  if (direct) {
+    max_body = parley__dm_envelope_len(n->cfg.max_message);
+    if (max_body == 0) /* --max-message past what one envelope holds */
+      max_body = PARLEY_E2E_MAX_LEN;
+  }
+  if (p->impostor) {
+    rc = PARLEY_EAUTH; /* claims a trusted peer's name: trust.c */
+    n->m.key_changed_refused++;
+  } else if (direct) {
     char mine[CHANNEL_MAX];
     parley__direct_channel(n->id.pk, mine);
     if (strcmp(mine, channel) != 0)
@@ -572,9 +725,11 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   } else if (parley_map_get(&n->subs, channel, ch->len) == NULL) {
     rc = PARLEY_EDENIED; /* not (or no longer) subscribed */
   }
-  if (rc == PARLEY_OK && f->u.msg.body_len > n->cfg.max_message)
+  if (rc == PARLEY_OK && f->u.msg.body_len > max_body)
     rc = PARLEY_ETOOBIG;
-  if (rc == PARLEY_OK && !(f->u.msg.flags & PARLEY_MSG_BINARY) &&
+  /* A direct message's body is an envelope: its text is checked once
+   * opened. */
+  if (rc == PARLEY_OK && !direct && !(f->u.msg.flags & PARLEY_MSG_BINARY) &&
       !parley_utf8_valid(f->u.msg.body, f->u.msg.body_len))
     rc = PARLEY_EINVAL;
   if (rc < 0) {
@@ -603,16 +758,54 @@ static void on_msg(struct parley_node *n, struct plink *pl,
    * "no chain value". */
   m.chain = chain_is_zero(f->u.msg.chain) ? NULL : f->u.msg.chain;
   rc = parley__node_tx(n);
+  if (rc == PARLEY_OK && direct) {
+    /* The recipient keeps the opened plaintext, like any messaging
+     * client's history (docs/internals/E2E.md, "Integration"); the
+     * chain value covered the envelope and direct messages are never
+     * relayed, so none is kept. */
+    rc = open_direct(n, p, f, channel, &m, &buf, &buf_len, &order);
+    m.chain = NULL;
+    if (rc == PARLEY_ESTORE)
+      return; /* no ack: the publisher retries */
+    if (rc < 0) {
+      if (ack)
+        queue_ack(n, p->pk, f, rc);
+      return;
+    }
+  }
   if (rc == PARLEY_OK)
     rc = parley_store_put_message(n->store, &m, &m.rowid);
-  if (rc == PARLEY_EEXIST) {
+  if (rc == PARLEY_EEXIST && direct) {
+    /* Older than the replay window, and stored: a replay. */
+    n->m.e2e_replays++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "direct message #%llu from %s already stored: refused as a "
+               "replay",
+               (unsigned long long)m.seq, p->id);
+  } else if (rc == PARLEY_EEXIST) {
     n->m.duplicates++;
   } else if (rc < 0) {
     PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "store message: %s (%s)",
                parley_strerror(rc), parley_store_errmsg(n->store));
+    parley__dm_free(buf, buf_len);
     return; /* no ack: the publisher retries */
   } else {
+    if (direct) {
+      rc = parley__dm_accept(n, p->pk, channel, m.seq);
+      if (rc < 0) {
+        /* The message is stored: the store's uniqueness still refuses a
+         * replay of it. */
+        PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "replay window: %s",
+                   parley_strerror(rc));
+        rc = PARLEY_OK;
+      }
+      if (order == PARLEY_REPLAY_LATE)
+        n->m.e2e_late++;
+      else if (order == PARLEY_REPLAY_GAP)
+        n->m.e2e_gaps++;
+    }
     n->m.received++;
+    p->m_received++;
     n->m.bytes_received += m.body_len;
     if (m.flags & PARLEY_MSG_DIRECT)
       n->m.direct_received++;
@@ -621,21 +814,33 @@ static void on_msg(struct parley_node *n, struct plink *pl,
                                (double)(now - m.ts_ms) / 1000.0);
     parley__api_stream_msg(n, &m);
   }
+  parley__dm_free(buf, buf_len);
   if (ack)
-    queue_ack(n, p->pk, f, PARLEY_OK);
+    queue_ack(n, p->pk, f, rc == PARLEY_EEXIST && direct ? rc : PARLEY_OK);
 }
 
 static void on_ack(struct parley_node *n, struct plink *pl,
                    const struct parley_frame *f) {
   struct rpeer *p = pl->peer;
   char channel[CHANNEL_MAX];
-  int rc;
+  int status = -(int)f->u.ack.status, rc;
+  /* EEXIST: the recipient has it already (it refused a copy as a replay):
+   * delivered, not refused. */
+  int refused = status != PARLEY_OK && status != PARLEY_EEXIST;
 
   if (memcmp(f->u.ack.publisher, n->id.pk, 32) != 0 ||
       f->u.ack.channel.len == 0 || f->u.ack.channel.len >= CHANNEL_MAX)
     return;
   memcpy(channel, f->u.ack.channel.ptr, f->u.ack.channel.len);
   channel[f->u.ack.channel.len] = '\0';
+  if (status == PARLEY_ELIMIT) {
+    /* The recipient rate-limits us: not stored yet.  The delivery stays
+     * in the outbox and is retried with back-off. */
+    n->m.slowed++;
+    PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "%s asks us to slow down (%s#%llu)",
+               p->id, channel, (unsigned long long)f->u.ack.seq);
+    return;
+  }
   rc = parley__node_tx(n);
   if (rc == PARLEY_OK)
     rc = parley_store_outbox_ack(n->store, p->pk, n->id.pk, channel,
@@ -651,7 +856,7 @@ static void on_ack(struct parley_node *n, struct plink *pl,
   if (f->u.ack.status != 0)
     PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "%s refused %s#%llu: %s", p->id,
                channel, (unsigned long long)f->u.ack.seq,
-               parley_strerror(-(int)f->u.ack.status));
+               parley_strerror(status));
   for (struct ackwait *w = n->ackwaits; w; w = w->next) {
     if (w->seq != f->u.ack.seq || strcmp(w->channel, channel) != 0)
       continue;
@@ -659,8 +864,8 @@ static void on_ack(struct parley_node *n, struct plink *pl,
       if (w->acked[i] || memcmp(w->subs[i], p->pk, 32) != 0)
         continue;
       w->acked[i] = 1;
-      w->refused[i] = f->u.ack.status != 0;
-      w->status[i] = f->u.ack.status;
+      w->refused[i] = (uint8_t)refused;
+      w->status[i] = refused ? f->u.ack.status : 0;
       w->lat_ms[i] = (uint32_t)(parley_mono_ms() - w->started_ms);
       w->nacked++;
       parley_histogram_observe(&n->m.ack_latency, (double)w->lat_ms[i] / 1000.0);
@@ -726,6 +931,10 @@ static void pl_open(struct parley_link *l) {
   if (p->name[0] == '\0')
     snprintf(p->name, sizeof p->name, "%s", parley_link_remote_name(l));
   p->last_seen_ms = parley_now_ms();
+  /* What it says about itself in HELLO, checked against the pinned keys
+   * before anything is sent to it. */
+  parley__trust_eval(n, p, parley_link_remote_name(l),
+                     parley_link_remote_addr(l));
   PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "link %s %s (%s)",
              parley_link_accepted(l) ? "from" : "to", p->id,
              parley_link_peername(l));
@@ -819,8 +1028,10 @@ struct pending_ctx {
 
 static int send_pending_one(void *ctx, const struct parley_msg *m) {
   struct pending_ctx *c = ctx;
-  if (send_msg(c->n, c->p, m, 0) < 0)
+  if (c->p->impostor || send_msg(c->n, c->p, m, 0) < 0) {
     c->n->m.async_dropped++;
+    c->p->m_dropped++;
+  }
   return 0;
 }
 

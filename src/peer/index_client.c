@@ -121,9 +121,10 @@ int parley__ic_request(struct parley_node *n, uint8_t type, const char *topic,
   return PARLEY_OK;
 }
 
-/* Records what the index says about a peer. */
-static struct rpeer *learn_peer(struct parley_node *n,
-                                const struct parley_wire_peer *wp) {
+/* Records what the index says about a peer, and checks it against the
+ * pinned keys (trust.c). */
+struct rpeer *parley__ic_learn_peer(struct parley_node *n,
+                                    const struct parley_wire_peer *wp) {
   struct rpeer *p;
   int changed;
 
@@ -147,6 +148,7 @@ static struct rpeer *learn_peer(struct parley_node *n,
       parley_store_peer_seen(n->store, p->pk, p->addr, p->name,
                              p->last_seen_ms) < 0)
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "peer cache write failed");
+  parley__trust_eval(n, p, NULL, NULL);
   if (changed) {
     /* A new address: forget dial back-off and retry what is queued. */
     p->dial_failures = 0;
@@ -177,7 +179,7 @@ static void on_watch_reply(struct parley_node *n, struct icreq *q, int rc,
   cur = f->u.subscribers.list.raw;
   left = f->u.subscribers.list.raw_len;
   while (parley_wire_peer_next(&cur, &left, &wp)) {
-    struct rpeer *p = learn_peer(n, &wp);
+    struct rpeer *p = parley__ic_learn_peer(n, &wp);
     if (p && parley_map_put(&r->subs, p->pk, 32, p, NULL) < 0)
       PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "out of memory in route");
   }
@@ -221,7 +223,7 @@ static void on_watch_event(struct parley_node *n,
   if (r == NULL)
     return;
   if (f->u.watch_event.kind == PARLEY_WATCH_ADD) {
-    p = learn_peer(n, &f->u.watch_event.peer);
+    p = parley__ic_learn_peer(n, &f->u.watch_event.peer);
     if (p && parley_map_put(&r->subs, p->pk, 32, p, NULL) < 0)
       PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "out of memory in route");
   } else {
@@ -244,7 +246,7 @@ static void on_lookup_reply(struct parley_node *n, struct icreq *q, int rc,
   cur = f->u.list.list.raw;
   left = f->u.list.list.raw_len;
   if (parley_wire_peer_next(&cur, &left, &wp)) {
-    (void)learn_peer(n, &wp);
+    (void)parley__ic_learn_peer(n, &wp);
     parley__peer_try_dial(n, p);
   }
 }

@@ -23,6 +23,9 @@ static void handle_closed(uv_handle_t *h) {
   struct parley_node *n = h->data;
   if (--n->handles_open == 0) {
     parley_identity_wipe(&n->id);
+    if (n->id_locked)
+      (void)sodium_munlock(&n->id, sizeof n->id);
+    parley__trust_free(n);
     parley_free(n->acks);
     parley_free(n->data_dir);
     parley_free(n->name);
@@ -197,6 +200,14 @@ static int copy_config(struct parley_node *n,
     n->cfg.max_outbox = PARLEY_DEFAULT_MAX_OUTBOX;
   if (n->cfg.retention_ms == 0)
     n->cfg.retention_ms = DEFAULT_RETENTION_MS;
+  if (n->cfg.peer_rate == 0)
+    n->cfg.peer_rate = PARLEY_NODE_DEFAULT_PEER_RATE;
+  if (n->cfg.peer_burst == 0)
+    n->cfg.peer_burst = n->cfg.peer_rate > UINT32_MAX / 2 ? UINT32_MAX
+                                                          : 2 * n->cfg.peer_rate;
+  /* Never keep the caller's passphrase pointer past parley_node_new. */
+  n->cfg.passphrase = NULL;
+  n->cfg.passphrase_len = 0;
   return PARLEY_OK;
 }
 
@@ -271,10 +282,49 @@ static int start_api(struct parley_node *n) {
 
 static void maint_cb(uv_timer_t *t);
 
-static int start(struct parley_node *n) {
+/* Loads or creates the identity (DIR/identity.key), encrypted under the
+ * passphrase when one is given, and keeps it in locked memory. */
+static int load_identity(struct parley_node *n, const char *pass,
+                         size_t pass_len) {
+  char path[4200];
+  int created = 0, rc;
+
+  /* Locked before the secret lands in it, so it never reaches swap. */
+  n->id_locked = sodium_mlock(&n->id, sizeof n->id) == 0;
+  if (!n->id_locked)
+    PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG,
+               "cannot lock the identity in memory (RLIMIT_MEMLOCK)");
+  snprintf(path, sizeof path, "%s/identity.key", n->data_dir);
+  rc = parley_identity_load_or_create_pass(path, pass, pass_len,
+                                           n->cfg.kdf_opslimit,
+                                           n->cfg.kdf_memlimit, &n->id,
+                                           &created);
+  if (rc < 0) {
+    const char *why = parley_strerror(rc);
+    if (rc == PARLEY_EDENIED)
+      why = "the key is encrypted: give its passphrase (--passphrase-file "
+            "or PARLEY_PASSPHRASE)";
+    else if (rc == PARLEY_ECRYPTO)
+      why = "wrong passphrase (or the key file was altered)";
+    else if (rc == PARLEY_EINVAL && pass != NULL)
+      why = "the key file is not encrypted: convert it first with "
+            "parleyd --encrypt-identity";
+    else if (rc == PARLEY_EAUTH)
+      why = "refused: not a regular 0600 key file";
+    PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "identity %s: %s", path, why);
+    return rc;
+  }
+  parley_id_encode(n->id.pk, n->id_text);
+  if (created)
+    PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "new identity %s%s", n->id_text,
+               pass ? " (key encrypted under the passphrase)" : "");
+  return PARLEY_OK;
+}
+
+static int start(struct parley_node *n, const char *pass, size_t pass_len) {
   char path[4200];
   struct parley_net_config nc;
-  int created, rc;
+  int rc;
 
   rc = parley_crypto_init();
   if (rc < 0)
@@ -285,16 +335,9 @@ static int start(struct parley_node *n) {
                n->data_dir, strerror(errno));
     return rc;
   }
-  snprintf(path, sizeof path, "%s/identity.key", n->data_dir);
-  rc = parley_identity_load_or_create(path, &n->id, &created);
-  if (rc < 0) {
-    PARLEY_LOG(&n->log, PARLEY_LOG_ERROR, "identity %s: %s", path,
-               parley_strerror(rc));
+  rc = load_identity(n, pass, pass_len);
+  if (rc < 0)
     return rc;
-  }
-  parley_id_encode(n->id.pk, n->id_text);
-  if (created)
-    PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "new identity %s", n->id_text);
 
   snprintf(path, sizeof path, "%s/store.db", n->data_dir);
   rc = parley_store_open(path, &n->log, &n->store);
@@ -307,6 +350,9 @@ static int start(struct parley_node *n) {
   if (rc < 0)
     return rc;
   rc = parley_store_outbox_count(n->store, &n->outbox_depth);
+  if (rc < 0)
+    return rc;
+  rc = parley__trust_load(n);
   if (rc < 0)
     return rc;
 
@@ -417,7 +463,7 @@ int parley_node_new(const struct parley_node_config *cfg,
 
   rc = copy_config(n, cfg);
   if (rc == PARLEY_OK)
-    rc = start(n);
+    rc = start(n, cfg->passphrase, cfg->passphrase_len);
   if (rc < 0) {
     parley_node_free(n);
     return rc;

@@ -43,7 +43,25 @@ struct parley_node_config {
   uint32_t max_subs;            /* 0 = PARLEY_DEFAULT_MAX_SUBS */
   uint32_t max_outbox;          /* 0 = PARLEY_DEFAULT_MAX_OUTBOX */
   uint64_t retention_ms;        /* 0 = 24 h */
+  /* Abuse resistance: MSG frames one peer may send us per second, and how
+   * many it may save up (token bucket).  Over it, acked messages are
+   * answered ELIMIT (the publisher retries later), fire-and-forget ones
+   * dropped; both are counted in /metrics. */
+  uint32_t peer_rate;           /* 0 = PARLEY_NODE_DEFAULT_PEER_RATE */
+  uint32_t peer_burst;          /* 0 = twice peer_rate */
+  /* The identity key's passphrase (crypto/keyfile.h): borrowed during
+   * parley_node_new only, never copied.  NULL: a plain key file (one that
+   * is protected is then refused with PARLEY_EDENIED).  With it, a new
+   * identity is written encrypted, a protected one decrypted (wrong
+   * passphrase: PARLEY_ECRYPTO), a plain one refused (PARLEY_EINVAL). */
+  const char *passphrase;
+  size_t passphrase_len;
+  /* Argon2id costs for a new protected key file; 0, 0 = libsodium's
+   * INTERACTIVE. */
+  uint64_t kdf_opslimit, kdf_memlimit;
 };
+
+#define PARLEY_NODE_DEFAULT_PEER_RATE 10000u
 
 /* Creates the node and starts it (listening, dialling the index).
  * Everything in cfg is copied.  OUT: *out; the caller frees it with

@@ -2,12 +2,15 @@
  * node_int.h — the peer node's internal state, shared by node.c (life
  * cycle, turn-end commit), index_client.c (registration, subscriptions,
  * routes), delivery.c (publish, receive, acks, outbox), sync.c and
- * sync_relay.c (hash-chain checkpoints and anti-entropy) and api.c (the
- * HTTP API).  Nothing outside src/peer/ includes this file.
+ * sync_relay.c (hash-chain checkpoints and anti-entropy), dm.c (end-to-end
+ * direct messages), trust.c (pinned keys, changed-key detection),
+ * api.c and api_trust.c (the HTTP API) and peer_metrics.c.  Nothing
+ * outside src/peer/ includes this file.
  */
 #ifndef PARLEY_PEER_NODE_INT_H
 #define PARLEY_PEER_NODE_INT_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -62,6 +65,18 @@ struct rpeer {
   struct pending_msg *pending, **pending_tail;
   uint32_t npending;
   int64_t last_seen_ms;
+  /* trust.c: set while this key claims the name or address pinned to
+   * another key (a "changed key"); everything to and from it is refused. */
+  int impostor;
+  uint8_t impostor_of[32]; /* the pinned key it conflicts with */
+  /* Token bucket of the MSG frames this peer may send us (milli-tokens),
+   * and when it was last refilled (monotonic ms; 0 = full). */
+  uint64_t rl_tokens, rl_refill_ms, rl_logged_ms;
+  /* Per-peer figures for /metrics (top N). */
+  uint64_t m_received;     /* messages from it, stored */
+  uint64_t m_limited;      /* messages from it refused by the rate limit */
+  uint64_t m_dropped;      /* fire-and-forget deliveries to it dropped */
+  uint64_t m_backpressure; /* sends to it deferred: its link queue was full */
 };
 
 /* Subscribers of a topic we publish to, kept fresh by WATCH. */
@@ -155,6 +170,19 @@ struct node_metrics {
    * relayed batches and checkpoints refused (bad chain or signature),
    * messages served to others, checkpoints this node signed */
   uint64_t sync_messages, sync_rejected, sync_served, checkpoints_signed;
+  /* end-to-end direct messages (dm.c): sealed and opened here, refused
+   * because they did not open (tampered, wrong key, wrong channel, seq or
+   * ts), refused as replays, accepted out of order or after a gap */
+  uint64_t e2e_sealed, e2e_opened, e2e_rejected, e2e_replays, e2e_late;
+  uint64_t e2e_gaps;
+  /* trust.c: keys seen claiming a pinned name or address, and messages
+   * or sends refused because of it */
+  uint64_t key_changed, key_changed_refused;
+  /* abuse resistance: messages refused by the per-peer rate limit (acked
+   * ones answered ELIMIT, fire-and-forget ones dropped); our acked
+   * deliveries another peer answered ELIMIT (retried later); sends
+   * deferred or dropped because a link's queue was full */
+  uint64_t limited_ack, limited_async, slowed, backpressure;
   struct parley_histogram delivery_latency; /* receiver: now - ts */
   struct parley_histogram ack_latency;      /* publisher: publish -> ack */
 };
@@ -169,7 +197,8 @@ struct parley_node {
   uint64_t started_ms;
   int closing;
 
-  struct parley_identity id;
+  struct parley_identity id;  /* in locked memory when id_locked */
+  int id_locked;
   char id_text[PARLEY_ID_TEXT_LEN + 1];
   struct parley_store *store;
   struct parley_net *net;
@@ -204,8 +233,19 @@ struct parley_node {
 
   uv_timer_t outbox_timer, maint_timer;
   struct parley_sync *sync;           /* sync.c; NULL when not running */
+  struct trust_pin *pins;             /* trust.c: pinned keys */
+  size_t npins, cap_pins;
   struct node_metrics m;
   int handles_open;
+};
+
+/* A key pinned with `parley trust` (trust.c). */
+struct trust_pin {
+  uint8_t pk[32];
+  char name[PARLEY_MAX_NAME + 1]; /* "" for none */
+  char addr[PARLEY_MAX_ADDR + 1]; /* last seen for this key, "" unknown */
+  char safety[72];                /* PARLEY_SAFETY_TEXT_LEN + 1 */
+  int64_t since_ms;
 };
 
 /* node.c */
@@ -284,6 +324,81 @@ void parley__sync_serve_fetch(struct parley_node *n, struct plink *pl,
 int parley__sync_send(struct parley_link *l, uint8_t type,
                       const uint8_t *payload, size_t len);
 
+/* dm.c: end-to-end direct messages (docs/internals/E2E.md, "Integration").
+ * The MSG body of a direct message is a crypto/e2e.h envelope (with the
+ * sender copy) of: one content byte (PARLEY_MSG_BINARY or 0), then the
+ * user's body.  The MSG and the sender's stored row carry
+ * DIRECT | BINARY; the receiver stores the opened plaintext. */
+/* Largest envelope for a body of len bytes. */
+size_t parley__dm_envelope_len(size_t len);
+/* Seals body (flags: PARLEY_MSG_BINARY or not) to the recipient of the
+ * direct channel for seq and ts.  OUT: *env (caller frees with
+ * parley_free), *env_len.  PARLEY_EINVAL (bad channel), PARLEY_ETOOBIG,
+ * PARLEY_ENOMEM. */
+int parley__dm_seal(struct parley_node *n, const char *channel, uint64_t seq,
+                    uint64_t ts_ms, const uint8_t *body, size_t len,
+                    uint32_t flags, uint8_t **env, size_t *env_len);
+/* Opens the direct MSG f from p on channel (ours) and checks it against
+ * the replay window, without recording anything.  OUT on success: *buf
+ * (caller frees with parley__dm_free), *body / *body_len pointing into it,
+ * *flags (PARLEY_MSG_DIRECT, plus BINARY for a binary body), *order
+ * (enum parley_replay_order).  Errors: PARLEY_ECRYPTO (did not open, or
+ * its signed seq/ts differ from the frame's), PARLEY_EPROTO (bad content
+ * byte), PARLEY_EINVAL (text that is not UTF-8), PARLEY_ETOOBIG,
+ * PARLEY_EEXIST (seen before: a replay or a retransmission),
+ * PARLEY_ENOMEM, or a store error. */
+int parley__dm_open(struct parley_node *n, struct rpeer *p,
+                    const struct parley_frame *f, const char *channel,
+                    uint8_t **buf, size_t *buf_len, const uint8_t **body,
+                    size_t *body_len, uint32_t *flags, int *order);
+/* Records seq in the replay window of (publisher, channel), in the
+ * current transaction.  Call once the message is stored. */
+int parley__dm_accept(struct parley_node *n, const uint8_t publisher[32],
+                      const char *channel, uint64_t seq);
+/* Wipes and frees a buffer from parley__dm_open / parley__dm_read_sent. */
+void parley__dm_free(uint8_t *buf, size_t len);
+/* If m is a direct message this node sealed, opens its sender copy into
+ * *out (a copy of m with body, body_len and flags of the plaintext; body
+ * points into *buf, caller frees with parley__dm_free) and returns 1;
+ * returns 0 when m is not a sealed message of ours (shown as it is), or a
+ * negative error when it is one that does not open. */
+int parley__dm_read_sent(struct parley_node *n, const struct parley_msg *m,
+                         struct parley_msg *out, uint8_t **buf,
+                         size_t *buf_len);
+
+/* trust.c: keys pinned with `parley trust`, and changed-key detection. */
+int parley__trust_load(struct parley_node *n);
+void parley__trust_free(struct parley_node *n);
+/* The pin of pk, or NULL. */
+const struct trust_pin *parley__trust_find(const struct parley_node *n,
+                                           const uint8_t pk[32]);
+/* The pin that a key claiming name and addr (either may be NULL or "")
+ * conflicts with: another key pinned under the same name or last seen at
+ * the same address.  NULL if none (or if pk itself is pinned). */
+const struct trust_pin *parley__trust_conflict(const struct parley_node *n,
+                                               const uint8_t pk[32],
+                                               const char *name,
+                                               const char *addr);
+/* Pins pk under name ("" for none) with its current address.  Errors:
+ * PARLEY_EEXIST (name pinned to another key), PARLEY_ELIMIT (too many
+ * pins), PARLEY_EINVAL, store errors. */
+int parley__trust_pin(struct parley_node *n, const uint8_t pk[32],
+                      const char *name, const char *addr);
+/* PARLEY_ENOTFOUND if pk is not pinned. */
+int parley__trust_unpin(struct parley_node *n, const uint8_t pk[32]);
+/* Re-checks p, which now claims name and addr (NULL: the ones p has),
+ * against the pins: sets or clears p->impostor and, when p turns into
+ * one, logs the changed key at ERROR and counts it.  For p's own pin,
+ * records a new address. */
+void parley__trust_eval(struct parley_node *n, struct rpeer *p,
+                        const char *name, const char *addr);
+/* Re-checks every known peer (after a pin changed). */
+void parley__trust_eval_all(struct parley_node *n);
+/* Writes the refusal text for an impostor into out ("key changed for
+ * trusted peer NAME: pinned X, offered Y - refusing"). */
+void parley__trust_refusal(const struct parley_node *n, const struct rpeer *p,
+                           char *out, size_t cap);
+
 /* api.c */
 void parley__api_handler(void *ctx, struct parley_http_req *r);
 void parley__api_stream_msg(struct parley_node *n, const struct parley_msg *m);
@@ -294,5 +409,25 @@ void parley__api_error(struct parley_http_req *r, unsigned status, int code,
 void parley__api_publish_result(struct parley_node *n, struct ackwait *w,
                                 int timed_out);
 int parley__api_metrics(struct parley_node *n, struct parley_buf *out);
+/* Shared by api.c and api_trust.c. */
+void parley__api_respond_json(struct parley_http_req *r, unsigned status,
+                              json_t *obj);
+json_t *parley__api_parse_body(struct parley_http_req *r);
+int parley__api_append_line(struct parley_buf *b, json_t *o);
+void parley__api_respond_ndjson(struct parley_http_req *r,
+                                struct parley_buf *b);
+unsigned parley__api_status_for(int rc);
+
+/* api_trust.c: GET /v1/verify, POST /v1/trust and /v1/untrust, GET
+ * /v1/trusted (docs/API.md). */
+void parley__api_verify(struct parley_node *n, struct parley_http_req *r);
+void parley__api_trust(struct parley_node *n, struct parley_http_req *r);
+void parley__api_untrust(struct parley_node *n, struct parley_http_req *r);
+void parley__api_trusted(struct parley_node *n, struct parley_http_req *r);
+
+/* index_client.c: records what the index says about a peer (name,
+ * address); NULL for our own key or out of memory. */
+struct rpeer *parley__ic_learn_peer(struct parley_node *n,
+                                    const struct parley_wire_peer *wp);
 
 #endif

@@ -1,12 +1,23 @@
 /*
  * peer_metrics.c — parleyd's /metrics page (Prometheus text format).
+ *
+ * Per-peer figures (messages received, refused by the rate limit, dropped
+ * or deferred by back-pressure, bytes queued on its link, deliveries
+ * waiting in the outbox) are shown as labelled series for the top
+ * PEER_TOP peers of each, besides the unlabelled totals, so that the page
+ * stays bounded however many peers there are.
  */
 #include "peer/node_int.h"
 
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "core/alloc.h"
+
+#define PEER_TOP 10
 
 /* Resident set size in bytes and open descriptors, from /proc/self. */
 static void process_figures(double *rss, double *fds) {
@@ -30,6 +41,142 @@ static void process_figures(double *rss, double *fds) {
     closedir(d);
     *fds -= 1; /* the directory stream itself */
   }
+}
+
+/* Messages refused by the per-peer rate limit, by delivery mode. */
+static int rate_limited(struct parley_node *n, struct parley_buf *out) {
+  int rc = parley_prom_header(
+      out, "parley_rate_limited_total", "counter",
+      "Messages refused by the per-peer rate limit: mode=\"ack\" answered "
+      "ELIMIT (the publisher retries), mode=\"async\" dropped.");
+  if (rc == PARLEY_OK)
+    rc = parley_prom_sample(out, "parley_rate_limited_total", "mode=\"ack\"",
+                            (double)n->m.limited_ack);
+  if (rc == PARLEY_OK)
+    rc = parley_prom_sample(out, "parley_rate_limited_total",
+                            "mode=\"async\"", (double)n->m.limited_async);
+  return rc;
+}
+
+/* One peer's figure for a top-N series. */
+struct peer_val {
+  const struct rpeer *p; /* NULL when no live record (outbox only) */
+  uint8_t pk[32];
+  double v;
+};
+
+static int by_value_desc(const void *a, const void *b) {
+  const struct peer_val *x = a, *y = b;
+  if (x->v != y->v)
+    return x->v < y->v ? 1 : -1;
+  return memcmp(x->pk, y->pk, 32);
+}
+
+/* Writes the PEER_TOP largest non-zero values of vals (sorted in place)
+ * as name{peer="ID",name="NAME"}. */
+static int top_series(struct parley_buf *out, const char *name,
+                      const char *type, const char *help,
+                      struct peer_val *vals, size_t nv) {
+  char id[PARLEY_ID_TEXT_LEN + 1], pname[2 * PARLEY_MAX_NAME + 1];
+  char labels[PARLEY_ID_TEXT_LEN + 2 * PARLEY_MAX_NAME + 32];
+  int rc = parley_prom_header(out, name, type, help);
+
+  qsort(vals, nv, sizeof *vals, by_value_desc);
+  for (size_t i = 0; i < nv && i < PEER_TOP && rc == PARLEY_OK; i++) {
+    if (vals[i].v <= 0)
+      break;
+    parley_id_encode(vals[i].pk, id);
+    parley_prom_escape(vals[i].p ? vals[i].p->name : "", pname, sizeof pname);
+    snprintf(labels, sizeof labels, "peer=\"%s\",name=\"%s\"", id, pname);
+    rc = parley_prom_sample(out, name, labels, vals[i].v);
+  }
+  return rc;
+}
+
+struct outbox_top {
+  struct parley_node *n;
+  struct peer_val *vals;
+  size_t nv;
+};
+
+static int outbox_row(void *ctx, const uint8_t key[32], uint64_t rows) {
+  struct outbox_top *t = ctx;
+  struct peer_val *v;
+
+  if (t->nv >= PEER_TOP)
+    return 0;
+  v = &t->vals[t->nv++];
+  v->p = parley__node_peer(t->n, key, 0);
+  memcpy(v->pk, key, 32);
+  v->v = (double)rows;
+  return 0;
+}
+
+/* The per-peer top-N series and the total bytes queued on peer links. */
+static int per_peer(struct parley_node *n, struct parley_buf *out) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  struct peer_val *vals;
+  struct outbox_top ot;
+  size_t np = n->peers.count, k = 0;
+  double sendq_total = 0;
+  int rc;
+
+  vals = parley_calloc(np > PEER_TOP ? np : PEER_TOP, sizeof *vals);
+  if (vals == NULL)
+    return PARLEY_ENOMEM;
+  parley_map_iter_init(&it, &n->peers);
+  while ((e = parley_map_iter_next(&it)) != NULL && k < np) {
+    const struct rpeer *p = e->value;
+    struct parley_link *l = parley__peer_link(p);
+    vals[k].p = p;
+    memcpy(vals[k].pk, p->pk, 32);
+    vals[k].v = l ? (double)parley_link_sendq(l) : 0;
+    sendq_total += vals[k].v;
+    k++;
+  }
+  rc = parley_prom_metric(out, "parley_sendq_bytes", "gauge",
+                          "Bytes queued on links to other peers (sent "
+                          "soon, or waiting for a slow peer).",
+                          sendq_total);
+  if (rc == PARLEY_OK)
+    rc = top_series(out, "parley_peer_sendq_bytes", "gauge",
+                    "Bytes queued on the link to one peer (top peers).",
+                    vals, k);
+#define PEER_FIELD_SERIES(field, name, type, help)                            \
+  if (rc == PARLEY_OK) {                                                      \
+    for (size_t i = 0; i < k; i++)                                            \
+      vals[i].v = (double)vals[i].p->field;                                   \
+    rc = top_series(out, name, type, help, vals, k);                          \
+  }
+  PEER_FIELD_SERIES(m_received, "parley_peer_received_total", "counter",
+                    "Messages received from one peer and stored (top "
+                    "peers).")
+  PEER_FIELD_SERIES(m_limited, "parley_peer_rate_limited_total", "counter",
+                    "Messages from one peer refused by the rate limit (top "
+                    "peers).")
+  PEER_FIELD_SERIES(m_dropped, "parley_peer_dropped_total", "counter",
+                    "Fire-and-forget deliveries to one peer dropped (no "
+                    "link, full queue; top peers).")
+  PEER_FIELD_SERIES(m_backpressure, "parley_peer_backpressure_total",
+                    "counter",
+                    "Sends to one peer deferred or dropped because its "
+                    "link's queue was full (top peers).")
+#undef PEER_FIELD_SERIES
+  if (rc == PARLEY_OK) {
+    ot.n = n;
+    ot.vals = vals;
+    ot.nv = 0;
+    rc = parley_store_outbox_by_recipient(n->store, PEER_TOP, outbox_row,
+                                          &ot);
+    if (rc == PARLEY_OK)
+      rc = top_series(out, "parley_peer_outbox", "gauge",
+                      "Acked deliveries to one peer waiting in the outbox "
+                      "(top peers).",
+                      vals, ot.nv);
+  }
+  parley_free(vals);
+  return rc;
 }
 
 struct metric_row {
@@ -94,6 +241,44 @@ int parley__api_metrics(struct parley_node *n, struct parley_buf *out) {
         {"parley_checkpoints_signed_total", "counter",
          "Hash-chain checkpoints this peer signed as a publisher.",
          (double)n->m.checkpoints_signed},
+        {"parley_e2e_sealed_total", "counter",
+         "Direct messages sealed end to end (to the recipient and a sender "
+         "copy).",
+         (double)n->m.e2e_sealed},
+        {"parley_e2e_opened_total", "counter",
+         "Direct messages received that opened and verified.",
+         (double)n->m.e2e_opened},
+        {"parley_e2e_rejected_total", "counter",
+         "Direct messages refused: did not open or verify (tampered, wrong "
+         "key, channel, seq or ts).",
+         (double)n->m.e2e_rejected},
+        {"parley_e2e_replays_total", "counter",
+         "Direct messages refused because they were seen before (replays "
+         "and retransmissions).",
+         (double)n->m.e2e_replays},
+        {"parley_e2e_out_of_order_total", "counter",
+         "Direct messages accepted after a later one from the same sender.",
+         (double)n->m.e2e_late},
+        {"parley_e2e_gaps_total", "counter",
+         "Direct messages accepted with earlier sequence numbers missing.",
+         (double)n->m.e2e_gaps},
+        {"parley_trusted_peers", "gauge",
+         "Keys pinned with parley trust.", (double)n->npins},
+        {"parley_key_changed_total", "counter",
+         "Keys seen claiming the name or address of a trusted peer.",
+         (double)n->m.key_changed},
+        {"parley_key_changed_refused_total", "counter",
+         "Messages and sends refused because the key claims a trusted "
+         "peer's name or address.",
+         (double)n->m.key_changed_refused},
+        {"parley_backpressure_total", "counter",
+         "Sends deferred (acked) or dropped (fire-and-forget) because a "
+         "link's send queue was full.",
+         (double)n->m.backpressure},
+        {"parley_slowed_total", "counter",
+         "Acked deliveries another peer answered ELIMIT (kept queued, "
+         "retried with back-off).",
+         (double)n->m.slowed},
         {"parley_outbox_depth", "gauge",
          "Deliveries waiting for an acknowledgement.",
          (double)n->outbox_depth},
@@ -138,6 +323,10 @@ int parley__api_metrics(struct parley_node *n, struct parley_buf *out) {
       rc = parley_prom_metric(out, rows[i].name, rows[i].type, rows[i].help,
                               rows[i].value);
   }
+  if (rc == PARLEY_OK)
+    rc = rate_limited(n, out);
+  if (rc == PARLEY_OK)
+    rc = per_peer(n, out);
   if (rc == PARLEY_OK)
     rc = parley_prom_header(out, "parley_delivery_latency_seconds",
                             "histogram",

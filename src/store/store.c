@@ -4,7 +4,8 @@
  * and closes the database and owns the statement cache, the error path and
  * transactions; store_msg.c holds messages and history queries,
  * store_state.c the sequence counters, outbox, subscriptions and peer cache,
- * store_chain.c the hash chains, checkpoints and anti-entropy queries.
+ * store_chain.c the hash chains, checkpoints and anti-entropy queries,
+ * store_trust.c the pinned keys and the end-to-end replay windows.
  *
  * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
  * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,
@@ -157,6 +158,28 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;\n"
     "CREATE INDEX chain_sigs_channel ON chain_sigs (channel, publisher, seq);\n"
     "PRAGMA user_version = 2;\n",
+    /* 3: end-to-end direct messages and key verification.  trust keeps the
+     * keys the user pinned with `parley trust` (a contact name, if any, is
+     * unique: one name, one key) and the address last seen for each;
+     * e2e_replay keeps the receiver's replay window (crypto/e2e.h) per
+     * (sender, direct channel), written in the transaction that stores
+     * the message it accepted. */
+    "CREATE TABLE trust (\n"
+    "  pk BLOB PRIMARY KEY CHECK (length(pk) = 32),\n"
+    "  name TEXT NOT NULL DEFAULT '',\n"
+    "  addr TEXT NOT NULL DEFAULT '',\n"
+    "  safety TEXT NOT NULL,\n"
+    "  since INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE UNIQUE INDEX trust_name ON trust (name) WHERE name <> '';\n"
+    "CREATE TABLE e2e_replay (\n"
+    "  publisher BLOB NOT NULL CHECK (length(publisher) = 32),\n"
+    "  channel TEXT NOT NULL CHECK (length(channel) > 0),\n"
+    "  top INTEGER NOT NULL CHECK (top >= 0),\n"
+    "  seen INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (publisher, channel)\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA user_version = 3;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))

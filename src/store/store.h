@@ -11,6 +11,9 @@
  * peer's own chain head per channel, and the signed checkpoints of every
  * publisher it has seen; plus the range queries anti-entropy needs.
  *
+ * Since schema version 3 it keeps the keys the user pinned (`parley
+ * trust`) and the replay windows of end-to-end direct messages.
+ *
  * A "channel" is a topic name, or "@" + recipient id for direct messages.
  * A message is identified by (publisher, channel, seq); storing the same id
  * twice is refused with PARLEY_EEXIST, which is how receivers de-duplicate.
@@ -298,6 +301,67 @@ PARLEY_NODISCARD int parley_store_seq_range(struct parley_store *s,
                                             uint32_t limit,
                                             parley_store_msg_cb cb, void *ctx)
     PARLEY_NONNULL(1, 2, 3, 7);
+
+/* ---- Key verification and end-to-end replay windows (schema v3) ---- */
+
+/* A key the user pinned (`parley trust`).  In callbacks the pointers are
+ * SQLite's, valid only during the call. */
+struct parley_store_pin {
+  const uint8_t *pk;  /* 32 */
+  const char *name;   /* contact name, "" for none; unique among pins */
+  const char *addr;   /* address last seen for this key, "" if unknown */
+  const char *safety; /* safety number shown when it was pinned */
+  int64_t since_ms;   /* when it was pinned */
+};
+typedef int (*parley_store_pin_cb)(void *ctx, const struct parley_store_pin *p);
+/* One key with a count (parley_store_outbox_by_recipient). */
+typedef int (*parley_store_count_cb)(void *ctx, const uint8_t key[32],
+                                     uint64_t n);
+
+/* Pins p->pk (inserting, or replacing name, addr and safety of an existing
+ * pin; since_ms is kept from the first pin).  name and addr may be "" but
+ * not NULL; name <= PARLEY_MAX_NAME, addr <= PARLEY_MAX_ADDR bytes.
+ * PARLEY_EEXIST if another key is pinned under the same non-empty name
+ * (nothing changes), PARLEY_EINVAL for bad arguments. */
+PARLEY_NODISCARD int parley_store_pin_put(struct parley_store *s,
+                                          const struct parley_store_pin *p)
+    PARLEY_NONNULL(1, 2);
+/* Removes the pin of pk.  PARLEY_ENOTFOUND if there is none. */
+PARLEY_NODISCARD int parley_store_pin_del(struct parley_store *s,
+                                          const uint8_t pk[32])
+    PARLEY_NONNULL(1, 2);
+/* Records the address last seen for a pinned key (no-op if not pinned). */
+PARLEY_NODISCARD int parley_store_pin_addr(struct parley_store *s,
+                                           const uint8_t pk[32],
+                                           const char *addr)
+    PARLEY_NONNULL(1, 2, 3);
+/* Calls cb for every pin, oldest first; cb returning non-zero stops the
+ * walk (that value is returned). */
+PARLEY_NODISCARD int parley_store_pin_list(struct parley_store *s,
+                                           parley_store_pin_cb cb, void *ctx)
+    PARLEY_NONNULL(1, 2);
+
+/* The replay window (crypto/e2e.h struct parley_replay, as two integers)
+ * of direct messages from publisher on channel.  OUT: *top, *seen; both 0
+ * (an empty window) when none is stored. */
+PARLEY_NODISCARD int parley_store_replay_get(struct parley_store *s,
+                                             const uint8_t publisher[32],
+                                             const char *channel,
+                                             uint64_t *top, uint64_t *seen)
+    PARLEY_NONNULL(1, 2, 3, 4, 5);
+/* Stores the window (insert or replace).  top must be <= INT64_MAX; seen
+ * is stored bit for bit. */
+PARLEY_NODISCARD int parley_store_replay_put(struct parley_store *s,
+                                             const uint8_t publisher[32],
+                                             const char *channel,
+                                             uint64_t top, uint64_t seen)
+    PARLEY_NONNULL(1, 2, 3);
+
+/* The recipients with the most outbox rows, most first (ties by key), at
+ * most limit of them (0 = all): cb(ctx, recipient, rows). */
+PARLEY_NODISCARD int parley_store_outbox_by_recipient(
+    struct parley_store *s, uint32_t limit, parley_store_count_cb cb,
+    void *ctx) PARLEY_NONNULL(1, 3);
 
 /* Peer cache: the last address and name seen for a key, and when. */
 PARLEY_NODISCARD int parley_store_peer_seen(struct parley_store *s,

@@ -4,7 +4,8 @@
  * store.c opens, migrates and closes the database, owns the statement
  * cache, the error path and transactions; store_msg.c stores and queries
  * messages; store_state.c keeps the small tables (sequence counters, outbox,
- * subscriptions, peer cache).  Nothing outside src/store/ and
+ * subscriptions, peer cache); store_chain.c the hash chains; store_trust.c
+ * pinned keys and replay windows.  Nothing outside src/store/ and
  * test/unit/test_store.c includes this header; the contract is store.h.
  */
 #ifndef PARLEY_STORE_STORE_INT_H
@@ -111,7 +112,22 @@
               " AND channel = ?2 AND seq > ?3 AND seq <= ?4")                  \
   X(SEQ_RANGE, "SELECT " STORE_MSG_COLS " FROM messages"                       \
                " WHERE publisher = ?1 AND channel = ?2 AND seq >= ?3"          \
-               " AND seq <= ?4 ORDER BY seq LIMIT ?5")
+               " AND seq <= ?4 ORDER BY seq LIMIT ?5")                         \
+  X(PIN_PUT, "INSERT INTO trust (pk, name, addr, safety, since)"               \
+             " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pk) DO UPDATE SET"     \
+             " name = excluded.name, addr = excluded.addr,"                    \
+             " safety = excluded.safety")                                      \
+  X(PIN_DEL, "DELETE FROM trust WHERE pk = ?1")                                \
+  X(PIN_ADDR, "UPDATE trust SET addr = ?2 WHERE pk = ?1")                      \
+  X(PIN_LIST, "SELECT pk, name, addr, safety, since FROM trust"                \
+              " ORDER BY since, pk")                                           \
+  X(REPLAY_GET, "SELECT top, seen FROM e2e_replay"                             \
+                " WHERE publisher = ?1 AND channel = ?2")                      \
+  X(REPLAY_PUT, "INSERT INTO e2e_replay (publisher, channel, top, seen)"       \
+                " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (publisher, channel)"    \
+                " DO UPDATE SET top = excluded.top, seen = excluded.seen")     \
+  X(OB_BY_RCPT, "SELECT recipient, count(*) AS c FROM outbox"                  \
+                " GROUP BY recipient ORDER BY c DESC, recipient LIMIT ?1")
 
 enum store_stmt {
 #define STORE_STMT_ENUM(name, sql) ST_##name,

@@ -830,6 +830,181 @@ class TestListings(CliTest):
                          compact(self.STATUS) + "\n")
 
 
+SAFETY = " ".join(["%05d" % (i * 7919 % 100000) for i in range(1, 13)])
+
+
+class TestTrust(CliTest):
+    """verify, trust, untrust and trusted against /v1/verify, /v1/trust,
+    /v1/untrust and /v1/trusted (docs/API.md)."""
+
+    def verify_obj(self, **kw):
+        obj = {"id": PEER_A, "name": "alice", "safety_number": SAFETY,
+               "trusted": False}
+        obj.update(kw)
+        return obj
+
+    def test_verify_human(self):
+        self.mock.json("GET", "/v1/verify", self.verify_obj())
+        self.assertEqual(self.ok("verify", PEER_A),
+                         f"safety number: {SAFETY}\ntrusted: no\n")
+        self.one_request("GET", f"/v1/verify?peer={PEER_A}")
+
+    def test_verify_trusted_and_upper_case_id(self):
+        self.mock.json("GET", "/v1/verify", self.verify_obj(trusted=True))
+        self.assertEqual(self.ok("verify", PEER_A.upper()),
+                         f"safety number: {SAFETY}\n"
+                         "trusted: yes (alice)\n")
+        self.one_request("GET", f"/v1/verify?peer={PEER_A}")
+
+    def test_verify_key_changed(self):
+        self.mock.json("GET", "/v1/verify", self.verify_obj(
+            name="b\x1bob", key_changed=True, pinned=PEER_B))
+        self.assertEqual(self.ok("verify", PEER_A),
+                         f"safety number: {SAFETY}\ntrusted: no\n"
+                         "KEY CHANGED: this key claims the name or address "
+                         f"of trusted peer {PEER_B}\n")
+
+    def test_verify_json(self):
+        obj = self.verify_obj(trusted=True)
+        self.mock.json("GET", "/v1/verify", obj)
+        self.assertEqual(self.ok("verify", "--json", PEER_A),
+                         compact(obj) + "\n")
+
+    def test_verify_errors(self):
+        self.mock.json("GET", "/v1/verify",
+                       {"error": "that is this peer's own id: there is "
+                        "nothing to compare", "code": "EINVAL"}, 400)
+        self.fails(1, "parley: that is this peer's own id: there is nothing "
+                   "to compare", "verify", ME)
+        self.mock.json("GET", "/v1/verify", {"id": PEER_A})
+        self.fails(1, "parley: malformed answer from the daemon", "verify",
+                   PEER_A)
+
+    def test_trust(self):
+        self.mock.json("POST", "/v1/trust", self.verify_obj(trusted=True))
+        self.assertEqual(self.ok("trust", PEER_A),
+                         f"trusted {PEER_A} as alice\n")
+        self.one_request("POST", "/v1/trust", f'{{"peer":"{PEER_A}"}}')
+
+    def test_trust_with_name(self):
+        self.mock.json("POST", "/v1/trust",
+                       self.verify_obj(trusted=True, name="Alice W."))
+        self.assertEqual(self.ok("trust", "--name", "Alice W.", PEER_A),
+                         f"trusted {PEER_A} as Alice W.\n")
+        self.one_request("POST", "/v1/trust",
+                         {"peer": PEER_A, "name": "Alice W."})
+
+    def test_trust_without_a_name(self):
+        self.mock.json("POST", "/v1/trust",
+                       self.verify_obj(trusted=True, name=""))
+        self.assertEqual(self.ok("trust", PEER_A), f"trusted {PEER_A}\n")
+
+    def test_trust_json(self):
+        obj = self.verify_obj(trusted=True)
+        self.mock.json("POST", "/v1/trust", obj)
+        self.assertEqual(self.ok("trust", PEER_A, "--json"),
+                         compact(obj) + "\n")
+
+    def test_trust_name_taken(self):
+        self.mock.json("POST", "/v1/trust",
+                       {"error": 'the name "alice" is pinned to another key '
+                        "(untrust it first)", "code": "EEXIST"}, 409)
+        self.fails(1, 'parley: the name "alice" is pinned to another key '
+                   "(untrust it first)", "trust", PEER_A, "--name", "alice")
+
+    def test_untrust(self):
+        self.mock.json("POST", "/v1/untrust", {"id": PEER_A, "trusted": False})
+        self.assertEqual(self.ok("untrust", PEER_A),
+                         f"untrusted {PEER_A}\n")
+        self.one_request("POST", "/v1/untrust", f'{{"peer":"{PEER_A}"}}')
+
+    def test_untrust_unknown(self):
+        self.mock.json("POST", "/v1/untrust",
+                       {"error": "that key is not trusted",
+                        "code": "ENOTFOUND"}, 404)
+        self.fails(1, "parley: that key is not trusted", "untrust", PEER_A)
+
+    PINS = [{"id": PEER_A, "name": "alice", "addr": "10.0.0.1:7001",
+             "safety_number": SAFETY, "since": TS},
+            {"id": PEER_B, "name": "", "addr": "", "safety_number": SAFETY,
+             "since": TS + 61000}]
+
+    def test_trusted_human(self):
+        self.mock.ndjson("/v1/trusted", self.PINS)
+        pad = " " * 50
+        self.assertEqual(self.ok("trusted").split("\n"), [
+            "ID" + pad + "  NAME   ADDRESS        SINCE",
+            f"{PEER_A}  alice  10.0.0.1:7001  {TS_TEXT}",
+            f"{PEER_B}  -      -              2026-11-24T10:01:01.123Z",
+            ""])
+        self.one_request("GET", "/v1/trusted")
+
+    def test_trusted_json(self):
+        self.mock.ndjson("/v1/trusted", self.PINS)
+        self.assertEqual(self.ok("trusted", "--json"),
+                         "".join(compact(p) + "\n" for p in self.PINS))
+
+    def test_peers_trust_column(self):
+        peers = [{"id": PEER_A, "name": "alice", "addr": "10.0.0.1:7001",
+                  "last_seen": TS, "trust": "trusted"},
+                 {"id": PEER_B, "name": "alice", "addr": "[::1]:7002",
+                  "last_seen": TS, "trust": "changed"},
+                 {"id": ME, "name": "me", "addr": "127.0.0.1:7000",
+                  "last_seen": TS, "trust": "self"}]
+        self.mock.ndjson("/v1/peers", peers)
+
+        def row(*cells):
+            widths = (52, 5, 14, 24)
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + \
+                "  " + cells[-1]
+        self.assertEqual(self.ok("peers").split("\n"), [
+            row("ID", "NAME", "ADDRESS", "LAST SEEN", "TRUST"),
+            row(PEER_A, "alice", "10.0.0.1:7001", TS_TEXT, "trusted"),
+            row(PEER_B, "alice", "[::1]:7002", TS_TEXT, "KEY CHANGED"),
+            row(ME, "me", "127.0.0.1:7000", TS_TEXT, "self"),
+            ""])
+        self.one_request("GET", "/v1/peers")
+
+    def test_usage(self):
+        cases = [
+            (["verify"], "parley: verify: missing argument PEER_ID"),
+            (["trust"], "parley: trust: missing argument PEER_ID"),
+            (["untrust", PEER_A, "x"],
+             "parley: untrust: unexpected argument 'x'"),
+            (["trusted", PEER_A],
+             f"parley: trusted: unexpected argument '{PEER_A[:60]}'"),
+            (["verify", PEER_A, "--name", "x"],
+             "parley: unknown flag --name for verify"),
+            (["untrust", PEER_A, "--json"],
+             "parley: unknown flag --json for untrust"),
+            (["verify", "abc"],
+             "parley: bad peer id 'abc': expected 52 base32 characters"),
+            (["trust", "abc"],
+             "parley: bad peer id 'abc': expected 52 base32 characters"),
+            (["untrust", "abc"],
+             "parley: bad peer id 'abc': expected 52 base32 characters"),
+            (["trust", PEER_A, "--name", ""],
+             "parley: bad --name: 1 to 64 bytes without control characters"),
+            (["trust", PEER_A, "--name", "a\nb"],
+             "parley: bad --name: 1 to 64 bytes without control characters"),
+            (["trust", PEER_A, "--name", "x" * 65],
+             "parley: bad --name: 1 to 64 bytes without control characters"),
+        ]
+        for args, line in cases:
+            with self.subTest(args=args):
+                self.usage_error(line, *args)
+
+    def test_help_lists_them(self):
+        out = self.ok("--help", data=False)
+        for cmd in ("verify PEER_ID", "trust PEER_ID", "untrust PEER_ID",
+                    "trusted"):
+            self.assertIn("\n  " + cmd, out)
+        out = self.ok("trust", "--help", data=False)
+        self.assertTrue(out.startswith(
+            "usage: parley [--data DIR] trust [flags] PEER_ID\n"), out)
+        self.assertIn("  --name NAME", out)
+
+
 class TestHistory(CliTest):
     def test_human(self):
         self.mock.ndjson("/v1/messages", MESSAGES)

@@ -3,7 +3,8 @@ peers on 127.0.0.1, driven through the real `parley` CLI.
 
 Covers: subscribe/publish in both modes, direct messages, history with every
 filter and full-text search, listen, peers/topics/status, --json output,
-subscriptions surviving restarts, and exit codes.
+subscriptions surviving restarts, exit codes, and verify/trust/untrust with
+the trust mark in `parley peers` (test_e2e.py covers the rest).
 """
 import json
 import os
@@ -246,6 +247,25 @@ class Network(unittest.TestCase):
                                capture_output=True)
             self.assertEqual(r.returncode, 2, binary)
             self.assertEqual(len(r.stderr.decode().strip().splitlines()), 1)
+
+    def test_13_verify_trust_and_peers_mark(self):
+        # Both sides compute the same safety number.
+        self.assertEqual(self.a.ok("verify", self.c.id),
+                         self.c.ok("verify", self.a.id))
+        self.assertEqual(self.a.ok("trust", self.c.id),
+                         "trusted %s as carol\n" % self.c.id)
+        rows = {x["id"]: x["trust"] for x in self.a.json_lines("peers")}
+        self.assertEqual((rows[self.c.id], rows[self.a.id], rows[self.b.id]),
+                         ("trusted", "self", "unverified"))
+        # A trusted peer is an ordinary one otherwise; direct messages to
+        # it are end-to-end encrypted like every other.
+        self.a.ok("send", self.c.id, "to my trusted carol")
+        self.assertEqual(self.c.history("--direct")[-1]["body"],
+                         "to my trusted carol")
+        self.assertEqual(self.a.ok("untrust", self.c.id),
+                         "untrusted %s\n" % self.c.id)
+        rc, _, err = self.a.cli("untrust", self.c.id)
+        self.assertEqual(rc, 1, err)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ static const struct parley_cli_flag_def flags[PARLEY_CLI_F_COUNT] = {
     [PARLEY_CLI_F_UNTIL] = {"until", "T", "not after T (same forms as --since)"},
     [PARLEY_CLI_F_SEARCH] = {"search", "WORDS", "full-text search"},
     [PARLEY_CLI_F_LIMIT] = {"limit", "N", "at most N messages"},
+    [PARLEY_CLI_F_NAME] = {"name", "NAME",
+                           "contact name to pin with the key (default:\n"
+                           "                     the name the peer "
+                           "announces)"},
 };
 
 static const struct parley_cli_cmd_def cmds[PARLEY_CLI_CMD_COUNT] = {
@@ -74,6 +78,20 @@ static const struct parley_cli_cmd_def cmds[PARLEY_CLI_CMD_COUNT] = {
      F(JSON) | F(DIRECT) | F(FROM) | F(SINCE) | F(UNTIL) | F(SEARCH) |
          F(LIMIT),
      0, 1},
+    {PARLEY_CLI_CMD_VERIFY, "verify", "PEER_ID",
+     "print the safety number to compare with the peer out of band",
+     "Both sides see the same 60 digits.  Compare them over a channel you\n"
+     "trust (in person, a call), then run 'parley trust PEER_ID'.",
+     F(JSON), 1, 1},
+    {PARLEY_CLI_CMD_TRUST, "trust", "PEER_ID",
+     "pin the peer's key (after comparing safety numbers)",
+     "Another key that later shows up under the pinned name (or at the\n"
+     "pinned address) is refused, loudly, both ways.",
+     F(JSON) | F(NAME), 1, 1},
+    {PARLEY_CLI_CMD_UNTRUST, "untrust", "PEER_ID", "forget a pinned key",
+     NULL, 0, 1, 1},
+    {PARLEY_CLI_CMD_TRUSTED, "trusted", "",
+     "list pinned keys (id, name, address, since)", NULL, F(JSON), 0, 0},
 };
 
 const struct parley_cli_cmd_def *parley_cli_cmd_find(const char *name) {

@@ -30,6 +30,10 @@ static const cmd_fn dispatch[PARLEY_CLI_CMD_COUNT] = {
     [PARLEY_CLI_CMD_SEND] = parley_cli_cmd_send,
     [PARLEY_CLI_CMD_LISTEN] = parley_cli_cmd_listen,
     [PARLEY_CLI_CMD_HISTORY] = parley_cli_cmd_history,
+    [PARLEY_CLI_CMD_VERIFY] = parley_cli_cmd_verify,
+    [PARLEY_CLI_CMD_TRUST] = parley_cli_cmd_trust,
+    [PARLEY_CLI_CMD_UNTRUST] = parley_cli_cmd_untrust,
+    [PARLEY_CLI_CMD_TRUSTED] = parley_cli_cmd_trusted,
 };
 
 int parley_cli_fail(int code, const char *fmt, ...) {

@@ -1,4 +1,5 @@
-/* cmd_info.c — id, status, peers, topics, subscribe and unsubscribe. */
+/* cmd_info.c — id, status, peers, topics, trusted, subscribe and
+ * unsubscribe. */
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,10 @@ int parley_cli_cmd_status(struct parley_cli_ctx *ctx) {
  * (after the last row, to align the columns). */
 struct listing {
   int json;
+  /* The last column is shown only if some object had this key (the
+   * daemon's "trust" of a peer; older daemons do not send it). */
+  const char *optional_key;
+  int have_optional;
   struct parley_cli_table table;
   /* Fills cells[] (strings borrowed from obj or from the scratch buffers). */
   void (*row)(json_t *obj, const char **cells, char scratch[][48]);
@@ -91,6 +96,8 @@ static int listing_cb(void *ud, json_t *obj) {
 
   if (l->json)
     return parley_cli_print_json(stdout, obj);
+  if (l->optional_key && json_object_get(obj, l->optional_key) != NULL)
+    l->have_optional = 1;
   l->row(obj, cells, scratch);
   return parley_cli_table_add(&l->table, cells);
 }
@@ -106,17 +113,47 @@ static const char *cell_text(json_t *obj, const char *key, char *scratch) {
   return "-";
 }
 
+static void time_cell(json_t *obj, const char *key, const char **cell,
+                      char *scratch) {
+  json_t *t = json_object_get(obj, key);
+  if (json_is_integer(t)) {
+    parley_format_rfc3339((int64_t)json_integer_value(t), scratch, 48);
+    *cell = scratch;
+  } else {
+    *cell = "-";
+  }
+}
+
+/* The TRUST column: a pinned key, a key claiming a pinned name or
+ * address, this peer, or nothing known. */
+static const char *trust_text(json_t *obj) {
+  const char *t = json_string_value(json_object_get(obj, "trust"));
+  if (t == NULL)
+    return "-";
+  if (strcmp(t, "trusted") == 0)
+    return "trusted";
+  if (strcmp(t, "changed") == 0)
+    return "KEY CHANGED";
+  if (strcmp(t, "self") == 0)
+    return "self";
+  return "-";
+}
+
 static void peer_row(json_t *obj, const char **cells, char scratch[][48]) {
-  json_t *seen = json_object_get(obj, "last_seen");
   cells[0] = cell_text(obj, "id", scratch[0]);
   cells[1] = cell_text(obj, "name", scratch[1]);
   cells[2] = cell_text(obj, "addr", scratch[2]);
-  if (json_is_integer(seen)) {
-    parley_format_rfc3339((int64_t)json_integer_value(seen), scratch[3], 48);
-    cells[3] = scratch[3];
-  } else {
-    cells[3] = "-";
-  }
+  time_cell(obj, "last_seen", &cells[3], scratch[3]);
+  cells[4] = trust_text(obj);
+}
+
+static void pin_row(json_t *obj, const char **cells, char scratch[][48]) {
+  const char *name = json_string_value(json_object_get(obj, "name"));
+  const char *addr = json_string_value(json_object_get(obj, "addr"));
+  cells[0] = cell_text(obj, "id", scratch[0]);
+  cells[1] = name && name[0] ? name : "-";
+  cells[2] = addr && addr[0] ? addr : "-";
+  time_cell(obj, "since", &cells[3], scratch[3]);
 }
 
 static void topic_row(json_t *obj, const char **cells, char scratch[][48]) {
@@ -135,6 +172,8 @@ static int run_listing(struct parley_cli_ctx *ctx, const char *path,
   if (parley_cli_table_init(&l->table, ncols, headers, right) < 0)
     return parley_cli_fail(PARLEY_CLI_EXIT_DAEMON, "out of memory");
   rc = parley_cli_get_lines(ctx, path, listing_cb, l);
+  if (l->optional_key && !l->have_optional)
+    l->table.ncols--; /* rows keep the cell; it is not printed */
   if (rc == PARLEY_CLI_EXIT_OK && !l->json)
     rc = out_rc(parley_cli_table_print(stdout, &l->table));
   parley_cli_table_close(&l->table);
@@ -143,11 +182,20 @@ static int run_listing(struct parley_cli_ctx *ctx, const char *path,
 
 int parley_cli_cmd_peers(struct parley_cli_ctx *ctx) {
   static const char *const headers[] = {"ID", "NAME", "ADDRESS",
-                                        "LAST SEEN"};
+                                        "LAST SEEN", "TRUST"};
   struct listing l;
   memset(&l, 0, sizeof l);
   l.row = peer_row;
-  return run_listing(ctx, "/v1/peers", &l, 4, headers, 0);
+  l.optional_key = "trust";
+  return run_listing(ctx, "/v1/peers", &l, 5, headers, 0);
+}
+
+int parley_cli_cmd_trusted(struct parley_cli_ctx *ctx) {
+  static const char *const headers[] = {"ID", "NAME", "ADDRESS", "SINCE"};
+  struct listing l;
+  memset(&l, 0, sizeof l);
+  l.row = pin_row;
+  return run_listing(ctx, "/v1/trusted", &l, 4, headers, 0);
 }
 
 int parley_cli_cmd_topics(struct parley_cli_ctx *ctx) {

@@ -27,6 +27,13 @@ int parley_cli_cmd_send(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 int parley_cli_cmd_listen(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 int parley_cli_cmd_history(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 
+/* cmd_trust.c (key verification; the `trusted` listing is in cmd_info.c
+ * with the other listings) */
+int parley_cli_cmd_verify(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
+int parley_cli_cmd_trust(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
+int parley_cli_cmd_untrust(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
+int parley_cli_cmd_trusted(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
+
 /* Validation shared by the commands: each prints the usage error and
  * returns PARLEY_CLI_EXIT_USAGE, or returns 0.  check_peer writes the
  * canonical (lower-case) form of the id to canon. */
