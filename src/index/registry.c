@@ -42,7 +42,8 @@
 
 static_assert(PARLEY_REG_DATA_MAX >= PARLEY_GRANT_MAX_LEN, "grant fits");
 static_assert(PARLEY_REG_DATA_MAX <= 3u * 255u, "three u8-length chunks");
-static_assert(PARLEY_ACL_GRANT_MAX == PARLEY_GRANT_MAX_LEN, "wire cap");
+static_assert(PARLEY_ACL_GRANT_MAX == PARLEY_GRANT_MAX_LEN, /* NOLINT(misc-redundant-expression) */
+              "wire cap");
 static_assert(PARLEY_ACL_BLOB_MAX == PARLEY_GROUPKEY_BLOB_MAX, "wire cap");
 
 struct topic;
@@ -562,12 +563,14 @@ static int verify_grant(const struct parley_registry *r,
       return PARLEY_ELIMIT;
     return PARLEY_OK;
   case PARLEY_GRANT_ADD:
-    return v->acl->nmembers >= r->max_members ? PARLEY_ELIMIT : PARLEY_OK;
+    return v->acl != NULL && v->acl->nmembers >= r->max_members
+               ? PARLEY_ELIMIT
+               : PARLEY_OK;
   case PARLEY_GRANT_REVOKE:
     v->topic = find_topic(r, g->topic, v->topic_len);
     if (v->topic != NULL)
       v->pos = topic_pos(v->topic, g->member_pk, &v->member);
-    if (v->member)
+    if (v->topic != NULL && v->member)
       v->peer = v->topic->subs[v->pos];
     return PARLEY_OK;
   default:

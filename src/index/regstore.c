@@ -318,7 +318,6 @@ static int replay_log(struct parley_regstore *rs, uint64_t skip) {
         PARLEY_LOG(&rs->log, PARLEY_LOG_DEBUG,
                    "registry.log record %llu refused: %s",
                    (unsigned long long)n, parley_strerror(rc));
-      rc = PARLEY_OK;
     }
     lr.pos += REC_HDR + len;
     good = lr.off + lr.pos;

@@ -181,7 +181,7 @@ static void link_handle_closed(uv_handle_t *h) {
 static int link_new(struct parley_net *net, int accepted,
                     const struct parley_link_cbs *cbs, void *data,
                     struct parley_link **out) {
-  struct parley_link *l;
+  struct parley_link *l = NULL;
   int rc;
 
   l = parley_calloc(1, sizeof *l);
@@ -425,7 +425,7 @@ static void refuse(struct parley_listener *ls, const char *why) {
 static void on_connection(uv_stream_t *server, int status) {
   struct parley_listener *ls = server->data;
   struct parley_net *net = ls->net;
-  struct parley_link *l;
+  struct parley_link *l = NULL;
   int rc;
 
   if (status < 0) {
@@ -442,7 +442,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   rc = link_new(net, 1, &ls->cbs, ls->data, &l);
-  if (rc < 0) {
+  if (rc < 0 || l == NULL) {
     PARLEY_LOG(net->log, PARLEY_LOG_ERROR, "listener :%u: new link: %s",
                (unsigned)ls->port, parley_strerror(rc));
     /* The connection must still be taken off the backlog, or libuv stops
@@ -576,7 +576,7 @@ int parley_net_connect(struct parley_net *net, const char *host,
                        const struct parley_link_cbs *cbs, void *data,
                        struct parley_link **out) {
   struct sockaddr_storage ss;
-  struct parley_link *l;
+  struct parley_link *l = NULL;
   int rc;
 
   if (net->freeing)
@@ -585,8 +585,8 @@ int parley_net_connect(struct parley_net *net, const char *host,
   if (rc < 0)
     return rc;
   rc = link_new(net, 0, cbs, data, &l);
-  if (rc < 0)
-    return rc;
+  if (rc < 0 || l == NULL)
+    return rc < 0 ? rc : PARLEY_EINTERNAL;
   format_sockaddr((const struct sockaddr *)&ss, l->peername,
                   sizeof l->peername, l->remote_ip, sizeof l->remote_ip);
   rc = parley_handshake_init(&l->hs, 1, net->id, expected_pk);

@@ -264,7 +264,7 @@ static int plan_batch(struct parley_node *n, const uint8_t pub[32],
     if (rc == PARLEY_ENOTFOUND) {
       /* Start after the first message held in the range instead. */
       rc = parley_store_seq_range(st, pub, topic, from, to, 1, grab_seq, &h);
-      if (rc < 0 && rc != 1)
+      if (rc < 0)
         return rc;
       if (h == 0 || h >= to)
         return PARLEY_ENOTFOUND;

@@ -188,7 +188,7 @@ _Static_assert(APPLICATION_ID == 1347570777, "migration 1 spells it out");
 
 /* ---- Fixed statements ---------------------------------------------------- */
 
-static const char *const stmt_sql[ST_COUNT_] = {
+static const char *const stmt_sql[ST_COUNT] = {
 #define STORE_STMT_SQL(name, sql) sql,
     STORE_STMT_MAP(STORE_STMT_SQL)
 #undef STORE_STMT_SQL
@@ -406,7 +406,7 @@ static int configure(struct parley_store *s) {
 
 /* Applies the pending migration steps, each in its own transaction. */
 static int migrate(struct parley_store *s) {
-  int version, app_id, rc;
+  int version = 0, app_id = 0, rc;
 
   rc = pragma_int(s, "PRAGMA user_version", &version);
   if (rc < 0)
@@ -457,7 +457,7 @@ static int migrate(struct parley_store *s) {
 }
 
 static void finalize_all(struct parley_store *s) {
-  for (int i = 0; i < ST_COUNT_; i++) {
+  for (int i = 0; i < ST_COUNT; i++) {
     sqlite3_finalize(s->stmt[i]);
     s->stmt[i] = NULL;
   }
@@ -498,7 +498,7 @@ int parley_store_open(const char *path, const struct parley_log *lg,
     rc = configure(s);
   if (rc == PARLEY_OK)
     rc = migrate(s);
-  for (int i = 0; rc == PARLEY_OK && i < ST_COUNT_; i++)
+  for (int i = 0; rc == PARLEY_OK && i < ST_COUNT; i++)
     rc = parley__store_prepare(s, stmt_sql[i], &s->stmt[i]);
   if (rc < 0) {
     PARLEY_LOG(lg, PARLEY_LOG_ERROR, "store: cannot open %s: %s", path,

@@ -133,7 +133,7 @@ enum store_stmt {
 #define STORE_STMT_ENUM(name, sql) ST_##name,
   STORE_STMT_MAP(STORE_STMT_ENUM)
 #undef STORE_STMT_ENUM
-      ST_COUNT_
+      ST_COUNT
 };
 
 /* One history query shape per combination of the 8 optional filters. */
@@ -144,7 +144,7 @@ struct parley_store {
   const struct parley_log *lg; /* borrowed, may be NULL */
   int version;                 /* schema version after open */
   int migrations_applied;      /* by the last open */
-  sqlite3_stmt *stmt[ST_COUNT_];
+  sqlite3_stmt *stmt[ST_COUNT];
   sqlite3_stmt *shape[STORE_QUERY_SHAPES]; /* prepared on first use */
   char errmsg[256];
 };

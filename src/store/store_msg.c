@@ -12,7 +12,7 @@
 
 int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
                              int64_t *rowid) {
-  struct store_run r;
+  struct store_run r = {0};
   int64_t id = 0;
   int src = SQLITE_OK, rc;
 
@@ -59,7 +59,7 @@ int parley_store_get_message(struct parley_store *s,
                              uint64_t seq, parley_store_msg_cb cb, void *ctx) {
   size_t chlen = strlen(channel);
   struct parley_msg m;
-  struct store_run r;
+  struct store_run r = {0};
   int src = SQLITE_OK, rc;
 
   if (!parley__store_channel_ok(channel, chlen))
@@ -245,10 +245,10 @@ static int bind_named_i64(int src, sqlite3_stmt *st, const char *name,
 
 int parley_store_query(struct parley_store *s, const struct parley_query *q,
                        parley_store_msg_cb cb, void *ctx) {
-  sqlite3_stmt *cached;
+  sqlite3_stmt *cached = NULL;
   char *match = NULL;
   unsigned mask = 0;
-  struct store_run r;
+  struct store_run r = {0};
   int src = SQLITE_OK, rc;
   size_t chlen = q->channel != NULL ? strlen(q->channel) : 0;
 
@@ -277,6 +277,8 @@ int parley_store_query(struct parley_store *s, const struct parley_query *q,
     mask |= QF_LIMIT;
 
   rc = get_shape(s, mask, &cached);
+  if (rc == PARLEY_OK && cached == NULL)
+    rc = PARLEY_EINTERNAL;
   if (rc == PARLEY_OK)
     rc = parley__store_run_start(s, cached, &r);
   if (rc < 0) {
