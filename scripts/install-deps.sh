@@ -8,7 +8,7 @@ PKGS="build-essential cmake pkg-config git clang libclang-rt-14-dev \
 clang-tidy cppcheck \
 libuv1-dev libsodium-dev libsqlite3-dev sqlite3 libraft-dev libmicrohttpd-dev \
 libcurl4-openssl-dev libjansson-dev libjwt-dev libcmocka-dev \
-python3 iproute2 nftables procps"
+python3 iproute2 nftables procps chromium"
 
 if [ "${1:-}" = "--bench" ]; then
   PKGS="$PKGS libzmq3-dev libnng-dev nats-server libnats-dev mosquitto \

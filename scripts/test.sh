@@ -18,5 +18,8 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARLEY_ASAN_DIR="$top/build-asan" -DPARLEY_FUZZ_DIR="$top/build-fuzz" \
   -DPARLEY_FUZZ_SECONDS="$FUZZ_SECONDS" >/dev/null
 cmake --build build -j2
+# The dashboard's front end, served by parley-index and driven by the
+# browser test (ctest e2e.dashboard).
+scripts/build-web.sh >/dev/null
 cd build
 ctest --output-on-failure --timeout 900 -j2

@@ -54,6 +54,8 @@ struct flags {
   uint64_t sub_burst, sub_rate;
   uint64_t token_burst, token_every_ms, token_strikes, token_ban_ms;
   uint64_t max_headers, auth_reload_ms, auth_leeway_s;
+  const char *web, *alerts, *webhook, *webhook_secret;
+  uint64_t webhook_attempts, webhook_retry_ms;
 };
 
 #define F(field) offsetof(struct flags, field)
@@ -147,6 +149,28 @@ static const struct parley_opt options[] = {
     {"auth-leeway", PARLEY_OPT_U64, 0, 0, 30, "0", "SECONDS",
      "clock skew allowed on token expiry (clusters with drifting clocks)",
      F(auth_leeway_s)},
+    {"web", PARLEY_OPT_STR, 0, 0, 0, NULL, "DIR",
+     "the dashboard's built front end, served under /dashboard/ (default: "
+     "web/dashboard/dist of the source tree)",
+     F(web)},
+    {"alerts", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",
+     "alert rules, JSON (default rules without it; "
+     "docs/internals/DASHBOARD.md)",
+     F(alerts)},
+    {"webhook", PARLEY_OPT_STR, 0, 0, 0, NULL, "URL",
+     "POST firing and resolved alerts to this http:// URL (repeatable, up "
+     "to 8)",
+     F(webhook)},
+    {"webhook-secret", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",
+     "sign webhook bodies with this secret (X-Parley-Signature: "
+     "sha256=HMAC)",
+     F(webhook_secret)},
+    {"webhook-attempts", PARLEY_OPT_U64, 0, 1, 100, "5", "N",
+     "attempts per webhook delivery before it is dropped",
+     F(webhook_attempts)},
+    {"webhook-retry", PARLEY_OPT_DURATION, 0, 10, 600000, "1s", "DURATION",
+     "wait before the first retry (doubling each time, up to 60 s)",
+     F(webhook_retry_ms)},
 };
 #undef F
 #define NOPTS (sizeof options / sizeof options[0])
@@ -902,7 +926,8 @@ int main(int argc, char **argv) {
   struct parley_rl_guard_config guard;
   struct parley_rl_config token_limit;
   struct parley_log log;
-  size_t nmembers = 0;
+  const char *webhooks[8];
+  size_t nmembers = 0, nwebhooks = 0;
   int rc, level;
 
   if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
@@ -1034,6 +1059,30 @@ int main(int argc, char **argv) {
   cfg.http_max_headers = (uint32_t)fl.max_headers;
   cfg.auth_reload_ms = fl.auth_reload_ms;
   cfg.auth_leeway_s = (uint32_t)fl.auth_leeway_s;
+
+  /* Dashboard and alerts.  --webhook may be repeated: the option table
+   * keeps the last one, so every occurrence is collected here. */
+  cfg.web_dir = fl.web;
+  cfg.alerts_file = fl.alerts;
+  cfg.webhook_secret_file = fl.webhook_secret;
+  cfg.webhook_attempts = (unsigned)fl.webhook_attempts;
+  cfg.webhook_retry_ms = (unsigned)fl.webhook_retry_ms;
+  for (int i = 1; i < argc; i++) {
+    const char *url = NULL;
+    if (strcmp(argv[i], "--webhook") == 0 && i + 1 < argc)
+      url = argv[++i];
+    else if (strncmp(argv[i], "--webhook=", 10) == 0)
+      url = argv[i] + 10;
+    if (url == NULL)
+      continue;
+    if (nwebhooks == sizeof webhooks / sizeof webhooks[0]) {
+      fprintf(stderr, "parley-index: at most %zu --webhook\n", nwebhooks);
+      return 2;
+    }
+    webhooks[nwebhooks++] = url;
+  }
+  cfg.webhooks = webhooks;
+  cfg.nwebhooks = nwebhooks;
 
   rc = parley_index_new(&cfg, &idx);
   sodium_memzero(key, sizeof key);

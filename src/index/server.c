@@ -167,8 +167,12 @@ static void on_change(void *ctx, const struct parley_reg_change *ch) {
   case PARLEY_REG_PEER_UP:
     idx->peer_up = 1;
     memcpy(idx->peer_up_pk, ch->peer->pk, 32);
+    parley__index_dash_change(idx, ch);
     break;
-  default: /* PEER_DOWN: its SUB_DEL events already went out */
+  case PARLEY_REG_PEER_DOWN: /* its SUB_DEL events already went out */
+    parley__index_dash_change(idx, ch);
+    break;
+  default:
     break;
   }
 }
@@ -455,6 +459,10 @@ static int start(struct parley_index *idx,
   rc = parley__index_auth_start(idx, cfg, &guard);
   if (rc < 0)
     return rc;
+  /* The dashboard's model, alert rules and webhooks. */
+  rc = parley__index_dash_start(idx, cfg);
+  if (rc < 0)
+    return rc;
 
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.loop = idx->loop;
@@ -552,6 +560,8 @@ int parley_index_new(const struct parley_index_config *cfg,
   idx->lease_timer.data = idx;
   uv_timer_init(idx->loop, &idx->house_timer);
   idx->house_timer.data = idx;
+  uv_timer_init(idx->loop, &idx->dash_timer);
+  idx->dash_timer.data = idx;
   if (cfg->cluster_key_file != NULL && cfg->nmembers > 0) {
     char *abs = realpath(cfg->cluster_key_file, NULL);
     idx->cluster_key_file =
@@ -589,6 +599,7 @@ void parley_index_free(struct parley_index *idx) {
   idx->pending_closes = 1;
   uv_close((uv_handle_t *)&idx->lease_timer, on_timer_closed);
   parley__index_auth_stop(idx); /* after the net and HTTP that use it */
+  parley__index_dash_stop(idx); /* after HTTP: its streams are ended */
   /* The consensus node may still apply entries while it winds down (its
    * observer is gone), so the registry goes once it is closed. */
   parley__index_cluster_stop(idx);

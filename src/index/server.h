@@ -101,6 +101,22 @@ struct parley_index_config {
   const struct parley_rl_config *token_limit;
   uint32_t sub_burst, sub_rate;
   uint32_t http_max_headers;
+
+  /* Dashboard and alerts (docs/internals/DASHBOARD.md).  web_dir: the
+   * built front end served under /dashboard/ (NULL: web/dashboard/dist of
+   * the source tree, found next to the binary or where it was built).
+   * alerts_file: JSON alert rules (NULL: the defaults).  webhooks: URLs
+   * every firing and resolved alert is POSTed to (copied; nwebhooks <=
+   * 8), signed with the bytes of webhook_secret_file (trailing white space
+   * dropped; NULL: unsigned, with a warning).  webhook_attempts and
+   * webhook_retry_ms: 0 = 5 attempts, first retry after 1000 ms. */
+  const char *web_dir;
+  const char *alerts_file;
+  const char *const *webhooks;
+  size_t nwebhooks;
+  const char *webhook_secret_file;
+  unsigned webhook_attempts;
+  unsigned webhook_retry_ms;
 };
 
 /* Creates the index and starts it: creates data_dir, loads or creates the
@@ -112,7 +128,9 @@ struct parley_index_config {
  * open (but handles already closing may need one more loop run) and *out
  * is untouched.  Errors: PARLEY_EINVAL (bad config), PARLEY_EIO (data dir,
  * identity file), PARLEY_EAUTH (identity file unsafe or malformed),
- * PARLEY_ESTORE (regstore), PARLEY_ECONNECT (cannot listen), PARLEY_ENOMEM.
+ * PARLEY_ESTORE (regstore), PARLEY_ESYNTAX (alert rules or webhook
+ * secret unreadable or invalid), PARLEY_ECONNECT (cannot listen),
+ * PARLEY_ENOMEM.
  * Details are logged. */
 PARLEY_NODISCARD int parley_index_new(const struct parley_index_config *cfg,
                                       struct parley_index **out)
@@ -157,6 +175,9 @@ struct parley_index_stats {
   uint64_t tokens_issued;          /* 200 from POST /oauth/token */
   uint64_t token_refused[3];       /* 400, 401, 429 from it */
   uint64_t auth_reloads, auth_reload_errors;
+  /* Dashboard. */
+  uint64_t reports;          /* REPORT frames taken */
+  uint64_t reports_rejected; /* malformed, or from unregistered peers */
 };
 void parley_index_get_stats(const struct parley_index *idx,
                             struct parley_index_stats *out)

@@ -38,6 +38,10 @@ static const struct parley_auth_route routes[] = {
     {"HEAD", "/dashboard/*", PARLEY_AUTH_ROLE_NONE},
     {"POST", "/v1/cluster/*", PARLEY_AUTH_ROLE_ADMIN},
     {"GET", "/metrics", PARLEY_AUTH_ROLE_VIEWER},
+    /* The dashboard's data (snapshot and event stream) needs a viewer
+     * token like the rest of /v1; listed for the record. */
+    {"GET", "/v1/dashboard", PARLEY_AUTH_ROLE_VIEWER},
+    {"GET", "/v1/dashboard/stream", PARLEY_AUTH_ROLE_VIEWER},
     {"GET", "/v1/*", PARLEY_AUTH_ROLE_VIEWER},
     {"HEAD", "/v1/*", PARLEY_AUTH_ROLE_VIEWER},
 };
@@ -247,12 +251,9 @@ static void token_endpoint(struct parley_index *idx,
 }
 
 /* GET /dashboard/...: the dashboard's static files, served without a
- * token (its data requests carry one).  Not installed yet: the web
- * dashboard (web/) plugs in here. */
+ * token (its data requests carry one): server_web.c. */
 static void dashboard(struct parley_index *idx, struct parley_http_req *r) {
-  (void)idx;
-  parley__index_respond_error(r, 404, PARLEY_ENOTFOUND,
-                              "the dashboard is not installed", NULL);
+  parley__index_web_serve(idx, r);
 }
 
 int parley__index_http_gate(struct parley_index *idx,

@@ -24,12 +24,16 @@ enum {
   ROUTE_CLUSTER,
   ROUTE_TOKEN,
   ROUTE_DASHBOARD,
+  ROUTE_DASHBOARD_API,
   ROUTE_OTHER
 };
 
 static const char *const route_names[] = {
-    "/metrics",    "/v1/status",   "/v1/peers",  "/v1/topics",
-    "/v1/cluster", "/oauth/token", "/dashboard", "other"};
+    "/metrics",    "/v1/status",   "/v1/peers",     "/v1/topics",
+    "/v1/cluster", "/oauth/token", "/dashboard",    "/v1/dashboard",
+    "other"};
+_Static_assert(sizeof route_names / sizeof route_names[0] == ROUTE_OTHER + 1,
+               "one name per route");
 
 static int dump_cb(const char *p, size_t n, void *ctx) {
   return parley_buf_append(ctx, p, n) < 0 ? -1 : 0;
@@ -151,6 +155,8 @@ static int write_metrics(struct parley_index *idx, struct parley_buf *b) {
     rc = parley__index_cluster_metrics(idx, b);
   if (rc == 0)
     rc = parley__index_auth_metrics(idx, b);
+  if (rc == 0)
+    rc = parley__index_dash_metrics(idx, b);
   if (rc == 0)
     rc = parley_prom_header(b, "parley_index_requests_total", "counter",
                             "Frames received on peer links, by type.");
@@ -336,6 +342,8 @@ void parley__index_http_handler(void *ctx, struct parley_http_req *r) {
     route = ROUTE_CLUSTER;
   if (route == ROUTE_OTHER && strncmp(path, "/dashboard/", 11) == 0)
     route = ROUTE_DASHBOARD;
+  if (route == ROUTE_OTHER && strncmp(path, "/v1/dashboard/", 14) == 0)
+    route = ROUTE_DASHBOARD_API;
   idx->http_by_route[route]++;
   if (idx->closing) {
     parley__index_respond_error(r, 503, PARLEY_EUNAVAIL,
@@ -348,6 +356,10 @@ void parley__index_http_handler(void *ctx, struct parley_http_req *r) {
     return;
   if (route == ROUTE_CLUSTER) {
     parley__index_http_cluster(idx, r);
+    return;
+  }
+  if (route == ROUTE_DASHBOARD_API) {
+    parley__index_http_dashboard(idx, r);
     return;
   }
   if (route == ROUTE_OTHER || route == ROUTE_TOKEN ||

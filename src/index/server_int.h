@@ -10,6 +10,10 @@
  *                    header count) and their metrics
  *   server_cluster.c cluster mode: consensus hooks, proposals, leadership
  *                    and leases, /v1/cluster and the raft metrics
+ *   server_dash.c    the dashboard: REPORTs into the model (dash.h), the
+ *                    1 s tick, alerts (alerts.h) and webhooks (webhook.h),
+ *                    GET /v1/dashboard and its event stream, metrics
+ *   server_web.c     the dashboard's static files under /dashboard/
  *
  * Nothing here is part of the public API (server.h).
  */
@@ -25,11 +29,14 @@
 #include "http/auth.h"
 #include "http/ratelimit.h"
 #include "http/server.h"
+#include "index/alerts.h"
 #include "index/consensus.h"
+#include "index/dash.h"
 #include "index/lease.h"
 #include "index/registry.h"
 #include "index/regstore.h"
 #include "index/server.h"
+#include "index/webhook.h"
 #include "net/link.h"
 #include "wire/wire.h"
 
@@ -132,7 +139,7 @@ struct parley_index {
 
   struct parley_index_stats st;
   uint64_t req_by_type[256];
-  uint64_t http_by_route[8];
+  uint64_t http_by_route[16];
   uint64_t redirects;        /* ENOTLEADER answers */
   uint64_t proposals;        /* commands proposed (cluster leader) */
   uint64_t start_mono;
@@ -147,6 +154,18 @@ struct parley_index {
   uint64_t auth_reload_ms;
   uint32_t http_max_headers;
   char *cluster_key_file;        /* for index.json; owned, may be NULL */
+
+  /* Dashboard (server_dash.c, server_web.c). */
+  struct parley_dash *dash;
+  struct parley_alerts *alerts;
+  struct parley_webhook *webhook;  /* NULL without --webhook */
+  uv_timer_t dash_timer;           /* the 1 s tick */
+  struct ix_stream *streams;       /* open /v1/dashboard/stream answers */
+  size_t nstreams;
+  char *web_dir;                   /* owned */
+  uint64_t cpu_ms_prev;            /* own CPU time at the last tick */
+  int64_t cpu_wall_prev;
+  double cpu_percent;              /* own CPU use over the last tick */
 };
 
 /* server.c -------------------------------------------------------------- */
@@ -246,6 +265,38 @@ PARLEY_NODISCARD int parley__index_sub_take(struct parley_index *idx,
 PARLEY_NODISCARD int parley__index_auth_metrics(struct parley_index *idx,
                                                 struct parley_buf *b);
 
+
+/* server_dash.c --------------------------------------------------------- */
+
+/* Creates the dashboard model, loads the alert rules and webhook secret,
+ * starts the tick.  Errors are logged. */
+PARLEY_NODISCARD int parley__index_dash_start(
+    struct parley_index *idx, const struct parley_index_config *cfg);
+/* Ends the streams, closes the tick and the webhooks (close_done
+ * follows for each), frees the model. */
+void parley__index_dash_stop(struct parley_index *idx);
+/* A REPORT frame from link c.  PARLEY_EPROTO if it is malformed (the
+ * caller treats it as bad input), else PARLEY_OK. */
+PARLEY_NODISCARD int parley__index_dash_report(struct ix_conn *c,
+                                               const struct parley_frame *f);
+/* A registry change (the observer): joins and expiries. */
+void parley__index_dash_change(struct parley_index *idx,
+                               const struct parley_reg_change *ch);
+/* GET /v1/dashboard and /v1/dashboard/stream. */
+void parley__index_http_dashboard(struct parley_index *idx,
+                                  struct parley_http_req *r);
+/* The dashboard, alert and webhook metrics. */
+PARLEY_NODISCARD int parley__index_dash_metrics(struct parley_index *idx,
+                                                struct parley_buf *b);
+
+/* server_web.c ---------------------------------------------------------- */
+
+/* Picks the front end's directory (cfg->web_dir or a default). */
+PARLEY_NODISCARD int parley__index_web_start(
+    struct parley_index *idx, const struct parley_index_config *cfg);
+/* GET/HEAD /dashboard and /dashboard/...: the static files. */
+void parley__index_web_serve(struct parley_index *idx,
+                             struct parley_http_req *r);
 
 /* server_cluster.c ------------------------------------------------------ */
 

@@ -605,6 +605,26 @@ static uint32_t frame_req(const struct parley_frame *f) {
   }
 }
 
+/* A frame the index will not take.  Each one is a strike against the
+ * peer's address and key; a peer that keeps sending them is banned and
+ * cut off. */
+static void refuse_frame(struct ix_conn *c, struct parley_link *l,
+                         const struct parley_frame *f, const char *why) {
+  struct parley_index *idx = c->idx;
+
+  if (parley_link_strike(l) == PARLEY_EDENIED) {
+    idx->st.peer_bans++;
+    PARLEY_LOG(idx->log, PARLEY_LOG_WARN,
+               "peer %s from %s: banned for repeated invalid frames", c->id,
+               parley_link_peername(l));
+    idx->st.errors++;
+    parley_link_fail(l, frame_req(f), PARLEY_EDENIED,
+                     "banned for repeated invalid frames");
+    return;
+  }
+  reply_error(c, frame_req(f), PARLEY_EPROTO, why);
+}
+
 static void on_frame(struct parley_link *l, const struct parley_frame *f) {
   struct ix_conn *c = parley_link_data(l);
   struct parley_index *idx;
@@ -657,22 +677,15 @@ static void on_frame(struct parley_link *l, const struct parley_frame *f) {
                c->id, (unsigned)f->u.error.code, (int)f->u.error.text.len,
                f->u.error.text.ptr);
     break;
+  case PARLEY_FRAME_REPORT:
+    /* Fire-and-forget figures for the dashboard: no answer, unless the
+     * payload is garbage. */
+    if (parley__index_dash_report(c, f) == PARLEY_EPROTO)
+      refuse_frame(c, l, f, "malformed REPORT");
+    break;
   default:
-    /* MSG, ACK, and the index's own answer frames make no sense here.
-     * Each one is a strike against the peer's address and key; a peer
-     * that keeps sending them is banned and cut off. */
-    if (parley_link_strike(l) == PARLEY_EDENIED) {
-      idx->st.peer_bans++;
-      PARLEY_LOG(idx->log, PARLEY_LOG_WARN,
-                 "peer %s from %s: banned for repeated invalid frames",
-                 c->id, parley_link_peername(l));
-      idx->st.errors++;
-      parley_link_fail(l, frame_req(f), PARLEY_EDENIED,
-                       "banned for repeated invalid frames");
-      break;
-    }
-    reply_error(c, frame_req(f), PARLEY_EPROTO,
-                "frame type not served by the index");
+    /* MSG, ACK, and the index's own answer frames make no sense here. */
+    refuse_frame(c, l, f, "frame type not served by the index");
     break;
   }
 }

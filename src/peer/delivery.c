@@ -381,6 +381,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   parley_free(env);
   n->m.published++;
   n->m.bytes_published += len;
+  parley__report_count(n, channel, 0, len, -1.0);
   if (w->direct)
     n->m.direct_sent++;
   /* After the MSG frames, so a checkpoint never overtakes its message. */
@@ -812,6 +813,9 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     if (now >= m.ts_ms)
       parley_histogram_observe(&n->m.delivery_latency,
                                (double)(now - m.ts_ms) / 1000.0);
+    parley__report_count(n, m.channel, 1, m.body_len,
+                         now >= m.ts_ms ? (double)(now - m.ts_ms) / 1000.0
+                                        : -1.0);
     parley__api_stream_msg(n, &m);
   }
   parley__dm_free(buf, buf_len);

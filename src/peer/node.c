@@ -386,6 +386,7 @@ static int start(struct parley_node *n, const char *pass, size_t pass_len) {
                  OUTBOX_TICK_MS);
   uv_timer_start(&n->maint_timer, maint_cb, MAINT_TICK_MS, MAINT_TICK_MS);
   parley__sync_start(n);
+  parley__report_start(n);
   parley__ic_start(n);
   PARLEY_LOG(&n->log, PARLEY_LOG_INFO,
              "peer %s listening on %s, API on %s, %llu queued in outbox",
@@ -457,9 +458,12 @@ int parley_node_new(const struct parley_node_config *cfg,
   uv_timer_init(n->loop, &n->redial_timer);
   uv_timer_init(n->loop, &n->outbox_timer);
   uv_timer_init(n->loop, &n->maint_timer);
+  uv_timer_init(n->loop, &n->report_timer);
+  n->report_timer.data = n;
+  parley_map_init(&n->topic_stats, 0);
   n->hb_timer.data = n->redial_timer.data = n;
   n->outbox_timer.data = n->maint_timer.data = n;
-  n->handles_open = 4;
+  n->handles_open = 5;
 
   rc = copy_config(n, cfg);
   if (rc == PARLEY_OK)
@@ -500,6 +504,7 @@ void parley_node_free(struct parley_node *n) {
   }
   parley_map_close(&n->routes);
   parley_map_close(&n->subs);
+  parley__report_free(n);
   parley_http_free(n->http);
   n->http = NULL;
   parley_net_free(n->net);
@@ -510,6 +515,7 @@ void parley_node_free(struct parley_node *n) {
   uv_close((uv_handle_t *)&n->redial_timer, handle_closed);
   uv_close((uv_handle_t *)&n->outbox_timer, handle_closed);
   uv_close((uv_handle_t *)&n->maint_timer, handle_closed);
+  uv_close((uv_handle_t *)&n->report_timer, handle_closed);
 }
 
 const char *parley_node_id(const struct parley_node *n) { return n->id_text; }

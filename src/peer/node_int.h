@@ -231,7 +231,8 @@ struct parley_node {
   size_t nacks, cap_acks;
   uint64_t outbox_depth;
 
-  uv_timer_t outbox_timer, maint_timer;
+  uv_timer_t outbox_timer, maint_timer, report_timer;
+  struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
   struct parley_sync *sync;           /* sync.c; NULL when not running */
   struct trust_pin *pins;             /* trust.c: pinned keys */
   size_t npins, cap_pins;
@@ -398,6 +399,14 @@ void parley__trust_eval_all(struct parley_node *n);
  * trusted peer NAME: pinned X, offered Y - refusing"). */
 void parley__trust_refusal(const struct parley_node *n, const struct rpeer *p,
                            char *out, size_t cap);
+
+/* report.c */
+void parley__report_start(struct parley_node *n);
+void parley__report_free(struct parley_node *n);
+/* Counts one message on a topic: in = received (latency_s >= 0 observed),
+ * else published.  Direct channels are ignored. */
+void parley__report_count(struct parley_node *n, const char *channel, int in,
+                          size_t bytes, double latency_s);
 
 /* api.c */
 void parley__api_handler(void *ctx, struct parley_http_req *r);
