@@ -19,6 +19,7 @@ if [ $build = 1 ]; then
   scripts/install-deps.sh
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build -j2 >/dev/null
+  scripts/build-web.sh >/dev/null   # the dashboard the index serves
 fi
 bin=$top/build
 demo=$top/demo-data
@@ -79,10 +80,17 @@ for name in alice bob carol dave; do
 done
 echo "  $bin/parley --data $demo/bob listen        # live messages"
 token=$("$bin/parley-index" token create --data "$demo/index" --role viewer --ttl 12h)
+echo "Dashboard (live): http://$HTTP/dashboard/#token=$token"
 echo "Index: $INDEX; its HTTP API needs a token (viewer, 12 h):"
 echo "  curl -H 'Authorization: Bearer $token' http://$HTTP/v1/status"
 echo "  curl -H 'Authorization: Bearer $token' http://$HTTP/metrics"
 echo "Logs in $demo/*.log.  Ctrl-C stops everything."
+# Keep some traffic flowing so the dashboard has live figures.
+( n=0; while :; do n=$((n + 1))
+    p alice publish lunch "tick $n" >/dev/null 2>&1 || true
+    p dave publish --ack ops "heartbeat $n" >/dev/null 2>&1 || true
+    sleep 1; done ) &
+pids="$pids $!"
 if [ -n "$secs" ]; then
   sleep "$secs"
 else
