@@ -69,7 +69,12 @@ ensure_deps() {
   # npm writes node_modules/.package-lock.json on every install: use it as the stamp.
   if [ ! -e "$APP/node_modules/.package-lock.json" ] || [ "$APP/package-lock.json" -nt "$APP/node_modules/.package-lock.json" ]; then
     log "npm ci (packages pinned by package-lock.json)"
-    (cd "$APP" && npm ci --no-audit --no-fund >&2)
+    # npm 11 omits other platforms' optional packages (rollup's native
+    # builds) from a lock written on this machine, and then `npm ci` refuses
+    # the lock as "out of sync".  `npm install --no-save` installs the same
+    # pinned versions without touching the lock.
+    (cd "$APP" && { npm ci --no-audit --no-fund >&2 2>/dev/null ||
+      npm install --no-audit --no-fund --no-save >&2; })
   fi
 }
 
