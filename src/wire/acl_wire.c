@@ -5,106 +5,22 @@
  * is canonical.
  */
 #include "wire/acl_wire.h"
+#include "wire/codec_int.h"
 
 #include <string.h>
 
 #define KEY 32u
 #define SIG PARLEY_ACL_SIG_LEN
-#define STR8_MAX 255u
-
-/* ---- reader ---------------------------------------------------------------
- * Reads never run past the end: the first short read marks the reader bad
- * and every later read returns zero / NULL, which the caller never uses
- * because it checks `bad` before trusting anything. */
-
-struct rd {
-  const uint8_t *p;
-  size_t left;
-  int bad;
-};
-
-static const uint8_t *take(struct rd *r, size_t n) {
-  const uint8_t *p;
-  if (r->bad || r->left < n) {
-    r->bad = 1;
-    return NULL;
-  }
-  p = r->p;
-  r->p += n;
-  r->left -= n;
-  return p;
-}
-
-static uint64_t get_be(struct rd *r, size_t n) {
-  const uint8_t *p = take(r, n);
-  uint64_t v = 0;
-  for (size_t i = 0; p != NULL && i < n; i++)
-    v = v << 8 | p[i];
-  return v;
-}
-
-/* str8 without NUL. */
-static void get_str8(struct rd *r, struct parley_str *s) {
-  size_t n = (size_t)get_be(r, 1);
-  const uint8_t *p = take(r, n);
-  if (p == NULL)
-    return;
-  if (memchr(p, 0, n) != NULL) {
-    r->bad = 1;
-    return;
-  }
-  s->ptr = (const char *)p;
-  s->len = n;
-}
 
 /* bytes16 of 1..max bytes. */
-static const uint8_t *get_bytes16(struct rd *r, size_t max, size_t *len) {
-  size_t n = (size_t)get_be(r, 2);
+static const uint8_t *get_bytes16(struct parley__rd *r, size_t max, size_t *len) {
+  size_t n = (size_t)parley__rd_be(r, 2);
   const uint8_t *p;
   if (!r->bad && (n == 0 || n > max))
     r->bad = 1;
-  p = take(r, n);
+  p = parley__rd_take(r, n);
   *len = p != NULL ? n : 0;
   return p;
-}
-
-/* ---- writer ---------------------------------------------------------------
- * With p NULL the writer only measures; past cap it marks too_big. */
-
-struct wr {
-  uint8_t *p;
-  size_t n, cap;
-  int too_big;
-};
-
-static void put_bytes(struct wr *w, const void *src, size_t k) {
-  if (w->p != NULL && !w->too_big) {
-    if (w->cap - w->n < k)
-      w->too_big = 1;
-    else if (k > 0)
-      memcpy(w->p + w->n, src, k);
-  }
-  w->n += k;
-}
-
-static void put_be(struct wr *w, uint64_t v, size_t n) {
-  uint8_t b[8];
-  for (size_t i = 0; i < n; i++)
-    b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-  put_bytes(w, b, n);
-}
-
-static int str_check(const struct parley_str *s) {
-  if (s->len > STR8_MAX)
-    return PARLEY_ETOOBIG;
-  if (s->len > 0 && (s->ptr == NULL || memchr(s->ptr, 0, s->len) != NULL))
-    return PARLEY_EINVAL;
-  return PARLEY_OK;
-}
-
-static void put_str8(struct wr *w, const struct parley_str *s) {
-  put_be(w, s->len, 1);
-  put_bytes(w, s->ptr, s->len);
 }
 
 static int bytes16_check(const uint8_t *p, size_t len, size_t max) {
@@ -113,17 +29,17 @@ static int bytes16_check(const uint8_t *p, size_t len, size_t max) {
   return p == NULL || len == 0 ? PARLEY_EINVAL : PARLEY_OK;
 }
 
-static void put_bytes16(struct wr *w, const uint8_t *p, size_t len) {
-  put_be(w, len, 2);
-  put_bytes(w, p, len);
+static void put_bytes16(struct parley__wr *w, const uint8_t *p, size_t len) {
+  parley__wr_be(w, len, 2);
+  parley__wr_bytes(w, p, len);
 }
 
-typedef int (*emit_fn)(struct wr *w, const void *m);
+typedef int (*emit_fn)(struct parley__wr *w, const void *m);
 
 /* Runs emit once to measure, then once to write. */
 static int encode(emit_fn emit, const void *m, uint8_t *buf, size_t cap,
                   size_t *written) {
-  struct wr w = {NULL, 0, 0, 0};
+  struct parley__wr w = {NULL, 0, 0, 0};
   int rc;
 
   *written = 0;
@@ -145,7 +61,7 @@ static int encode(emit_fn emit, const void *m, uint8_t *buf, size_t cap,
 }
 
 /* Common decoder tail: the whole payload used and nothing bad. */
-static int finish(const struct rd *r, int ok, void *out, size_t size) {
+static int finish(const struct parley__rd *r, int ok, void *out, size_t size) {
   if (r->bad || r->left != 0 || !ok) {
     memset(out, 0, size);
     return PARLEY_EPROTO;
@@ -157,12 +73,12 @@ static int finish(const struct rd *r, int ok, void *out, size_t size) {
 
 /* ---- TOPIC_CTL ---------------------------------------------------------- */
 
-static int emit_topic_ctl(struct wr *w, const void *v) {
+static int emit_topic_ctl(struct parley__wr *w, const void *v) {
   const struct parley_acl_topic_ctl *m = v;
   int rc = bytes16_check(m->grant, m->grant_len, PARLEY_ACL_GRANT_MAX);
   if (rc < 0)
     return rc;
-  put_be(w, m->req, 4);
+  parley__wr_be(w, m->req, 4);
   put_bytes16(w, m->grant, m->grant_len);
   return PARLEY_OK;
 }
@@ -174,25 +90,25 @@ int parley_acl_topic_ctl_encode(const struct parley_acl_topic_ctl *m,
 
 int parley_acl_topic_ctl_decode(const uint8_t *buf, size_t len,
                                 struct parley_acl_topic_ctl *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
   out->grant = get_bytes16(&r, PARLEY_ACL_GRANT_MAX, &out->grant_len);
   return finish(&r, 1, out, sizeof *out);
 }
 
 /* ---- KEY_PUT ------------------------------------------------------------- */
 
-static int emit_key_put(struct wr *w, const void *v) {
+static int emit_key_put(struct parley__wr *w, const void *v) {
   const struct parley_acl_key_put *m = v;
   int rc = bytes16_check(m->blob, m->blob_len, PARLEY_ACL_BLOB_MAX);
   if (rc < 0)
     return rc;
   if (m->sig == NULL)
     return PARLEY_EINVAL;
-  put_be(w, m->req, 4);
+  parley__wr_be(w, m->req, 4);
   put_bytes16(w, m->blob, m->blob_len);
-  put_bytes(w, m->sig, SIG);
+  parley__wr_bytes(w, m->sig, SIG);
   return PARLEY_OK;
 }
 
@@ -203,24 +119,24 @@ int parley_acl_key_put_encode(const struct parley_acl_key_put *m, uint8_t *buf,
 
 int parley_acl_key_put_decode(const uint8_t *buf, size_t len,
                               struct parley_acl_key_put *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
   out->blob = get_bytes16(&r, PARLEY_ACL_BLOB_MAX, &out->blob_len);
-  out->sig = take(&r, SIG);
+  out->sig = parley__rd_take(&r, SIG);
   return finish(&r, 1, out, sizeof *out);
 }
 
 /* ---- KEY_GET ------------------------------------------------------------- */
 
-static int emit_key_get(struct wr *w, const void *v) {
+static int emit_key_get(struct parley__wr *w, const void *v) {
   const struct parley_acl_key_get *m = v;
-  int rc = str_check(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
-  put_be(w, m->req, 4);
-  put_str8(w, &m->topic);
-  put_be(w, m->min_epoch, 4);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_be(w, m->min_epoch, 4);
   return PARLEY_OK;
 }
 
@@ -231,19 +147,19 @@ int parley_acl_key_get_encode(const struct parley_acl_key_get *m, uint8_t *buf,
 
 int parley_acl_key_get_decode(const uint8_t *buf, size_t len,
                               struct parley_acl_key_get *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
-  get_str8(&r, &out->topic);
-  out->min_epoch = (uint32_t)get_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->min_epoch = (uint32_t)parley__rd_be(&r, 4);
   return finish(&r, 1, out, sizeof *out);
 }
 
 /* ---- KEYS ---------------------------------------------------------------- */
 
-static int emit_keys(struct wr *w, const void *v) {
+static int emit_keys(struct parley__wr *w, const void *v) {
   const struct parley_acl_keys *m = v;
-  int rc = str_check(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (m->count > PARLEY_ACL_MAX_KEYS)
@@ -254,10 +170,10 @@ static int emit_keys(struct wr *w, const void *v) {
     if ((rc = bytes16_check(m->keys[i].ptr, m->keys[i].len,
                             PARLEY_ACL_BLOB_MAX)) < 0)
       return rc;
-  put_be(w, m->req, 4);
-  put_str8(w, &m->topic);
-  put_be(w, m->epoch, 4);
-  put_be(w, m->count, 1);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_be(w, m->epoch, 4);
+  parley__wr_be(w, m->count, 1);
   for (unsigned i = 0; i < m->count; i++)
     put_bytes16(w, m->keys[i].ptr, m->keys[i].len);
   return PARLEY_OK;
@@ -270,12 +186,12 @@ int parley_acl_keys_encode(const struct parley_acl_keys *m, uint8_t *buf,
 
 int parley_acl_keys_decode(const uint8_t *buf, size_t len,
                            struct parley_acl_keys *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
-  get_str8(&r, &out->topic);
-  out->epoch = (uint32_t)get_be(&r, 4);
-  out->count = (uint8_t)get_be(&r, 1);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->epoch = (uint32_t)parley__rd_be(&r, 4);
+  out->count = (uint8_t)parley__rd_be(&r, 1);
   if (out->count > PARLEY_ACL_MAX_KEYS)
     r.bad = 1;
   for (unsigned i = 0; !r.bad && i < out->count; i++)
@@ -286,13 +202,13 @@ int parley_acl_keys_decode(const uint8_t *buf, size_t len,
 
 /* ---- MEMBERS_GET --------------------------------------------------------- */
 
-static int emit_members_get(struct wr *w, const void *v) {
+static int emit_members_get(struct parley__wr *w, const void *v) {
   const struct parley_acl_members_get *m = v;
-  int rc = str_check(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
-  put_be(w, m->req, 4);
-  put_str8(w, &m->topic);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
   return PARLEY_OK;
 }
 
@@ -303,10 +219,10 @@ int parley_acl_members_get_encode(const struct parley_acl_members_get *m,
 
 int parley_acl_members_get_decode(const uint8_t *buf, size_t len,
                                   struct parley_acl_members_get *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
-  get_str8(&r, &out->topic);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
   return finish(&r, 1, out, sizeof *out);
 }
 
@@ -320,9 +236,9 @@ static int keys_ascending(const uint8_t *p, uint32_t count) {
   return 1;
 }
 
-static int emit_members(struct wr *w, const void *v) {
+static int emit_members(struct parley__wr *w, const void *v) {
   const struct parley_acl_members *m = v;
-  int rc = str_check(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (m->count > PARLEY_ACL_MAX_MEMBERS)
@@ -330,13 +246,13 @@ static int emit_members(struct wr *w, const void *v) {
   if (m->owner == NULL || m->members == NULL || m->count == 0 ||
       m->epoch == 0 || m->counter == 0 || !keys_ascending(m->members, m->count))
     return PARLEY_EINVAL;
-  put_be(w, m->req, 4);
-  put_str8(w, &m->topic);
-  put_bytes(w, m->owner, KEY);
-  put_be(w, m->epoch, 4);
-  put_be(w, m->counter, 8);
-  put_be(w, m->count, 4);
-  put_bytes(w, m->members, (size_t)m->count * KEY);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_bytes(w, m->owner, KEY);
+  parley__wr_be(w, m->epoch, 4);
+  parley__wr_be(w, m->counter, 8);
+  parley__wr_be(w, m->count, 4);
+  parley__wr_bytes(w, m->members, (size_t)m->count * KEY);
   return PARLEY_OK;
 }
 
@@ -347,20 +263,20 @@ int parley_acl_members_encode(const struct parley_acl_members *m,
 
 int parley_acl_members_decode(const uint8_t *buf, size_t len,
                               struct parley_acl_members *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   int ok;
 
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)get_be(&r, 4);
-  get_str8(&r, &out->topic);
-  out->owner = take(&r, KEY);
-  out->epoch = (uint32_t)get_be(&r, 4);
-  out->counter = get_be(&r, 8);
-  out->count = (uint32_t)get_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->owner = parley__rd_take(&r, KEY);
+  out->epoch = (uint32_t)parley__rd_be(&r, 4);
+  out->counter = parley__rd_be(&r, 8);
+  out->count = (uint32_t)parley__rd_be(&r, 4);
   /* The count is checked before it sizes a read. */
   if (out->count == 0 || out->count > PARLEY_ACL_MAX_MEMBERS)
     r.bad = 1;
-  out->members = take(&r, (size_t)out->count * KEY);
+  out->members = parley__rd_take(&r, (size_t)out->count * KEY);
   ok = !r.bad && out->epoch >= 1 && out->counter >= 1 &&
        keys_ascending(out->members, out->count);
   return finish(&r, ok, out, sizeof *out);
@@ -372,17 +288,17 @@ static int kind_ok(uint8_t kind) {
   return kind >= PARLEY_ACL_EV_CREATE && kind <= PARLEY_ACL_EV_KEY;
 }
 
-static int emit_event(struct wr *w, const void *v) {
+static int emit_event(struct parley__wr *w, const void *v) {
   const struct parley_acl_event *m = v;
-  int rc = str_check(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (!kind_ok(m->kind) || m->member == NULL || m->epoch == 0)
     return PARLEY_EINVAL;
-  put_str8(w, &m->topic);
-  put_be(w, m->kind, 1);
-  put_bytes(w, m->member, KEY);
-  put_be(w, m->epoch, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_be(w, m->kind, 1);
+  parley__wr_bytes(w, m->member, KEY);
+  parley__wr_be(w, m->epoch, 4);
   return PARLEY_OK;
 }
 
@@ -393,12 +309,12 @@ int parley_acl_event_encode(const struct parley_acl_event *m, uint8_t *buf,
 
 int parley_acl_event_decode(const uint8_t *buf, size_t len,
                             struct parley_acl_event *out) {
-  struct rd r = RD_INIT(buf, len);
+  struct parley__rd r = RD_INIT(buf, len);
   memset(out, 0, sizeof *out);
-  get_str8(&r, &out->topic);
-  out->kind = (uint8_t)get_be(&r, 1);
-  out->member = take(&r, KEY);
-  out->epoch = (uint32_t)get_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->kind = (uint8_t)parley__rd_be(&r, 1);
+  out->member = parley__rd_take(&r, KEY);
+  out->epoch = (uint32_t)parley__rd_be(&r, 4);
   return finish(&r, kind_ok(out->kind) && out->epoch >= 1, out, sizeof *out);
 }
 

@@ -4,110 +4,22 @@
  * encoders that refuse whatever the decoders would refuse.
  */
 #include "wire/sync_wire.h"
+#include "wire/codec_int.h"
 
 #include <string.h>
 
-#define STR8_MAX 255u
 #define KEY 32u
 #define SIG PARLEY_SYNC_SIG_LEN
 #define ENTRY_FLAGS (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY)
 
 static const uint8_t zeros[SIG];
 
-/* ---- reader -------------------------------------------------------------- */
-
-struct rd {
-  const uint8_t *p;
-  size_t left;
-  int bad;
-};
-
-/* Every rd_* marks the reader bad instead of reading past the end; values
- * read after that are zero and never used. */
-static const uint8_t *rd_take(struct rd *r, size_t n) {
-  const uint8_t *p;
-  if (r->bad || r->left < n) {
-    r->bad = 1;
-    return NULL;
-  }
-  p = r->p;
-  r->p += n;
-  r->left -= n;
-  return p;
-}
-
-static uint64_t rd_be(struct rd *r, size_t n) {
-  const uint8_t *p = rd_take(r, n);
-  uint64_t v = 0;
-  if (p == NULL)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-static void rd_str8(struct rd *r, struct parley_str *s) {
-  size_t n = (size_t)rd_be(r, 1);
-  const uint8_t *p = rd_take(r, n);
-  if (p == NULL)
-    return;
-  if (memchr(p, 0, n) != NULL) {
-    r->bad = 1;
-    return;
-  }
-  s->ptr = (const char *)p;
-  s->len = n;
-}
-
-/* ---- writer -------------------------------------------------------------- */
-
-/* Measures when p is NULL; marks too_big instead of writing past cap. */
-struct wr {
-  uint8_t *p;
-  size_t n, cap;
-  int too_big;
-};
-
-static void wr_bytes(struct wr *w, const void *src, size_t k) {
-  if (w->p != NULL && !w->too_big) {
-    if (w->cap - w->n < k) {
-      w->too_big = 1;
-    } else if (k > 0) {
-      if (src != NULL)
-        memcpy(w->p + w->n, src, k);
-      else
-        memset(w->p + w->n, 0, k);
-    }
-  }
-  w->n += k;
-}
-
-static void wr_be(struct wr *w, uint64_t v, size_t n) {
-  uint8_t b[8];
-  for (size_t i = 0; i < n; i++)
-    b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-  wr_bytes(w, b, n);
-}
-
-static int str_ok(const struct parley_str *s) {
-  if (s->len > STR8_MAX)
-    return PARLEY_ETOOBIG;
-  if (s->len > 0 && (s->ptr == NULL || memchr(s->ptr, 0, s->len) != NULL))
-    return PARLEY_EINVAL;
-  return PARLEY_OK;
-}
-
-static void wr_str8(struct wr *w, const struct parley_str *s) {
-  wr_be(w, s->len, 1);
-  wr_bytes(w, s->ptr, s->len);
-}
-
 /* Runs emit twice: once to measure, once to write. */
-typedef int (*emit_fn)(struct wr *w, const void *m);
+typedef int (*emit_fn)(struct parley__wr *w, const void *m);
 
 static int encode(emit_fn emit, const void *m, uint8_t *buf, size_t cap,
                   size_t *written) {
-  struct wr w = {NULL, 0, 0, 0};
+  struct parley__wr w = {NULL, 0, 0, 0};
   int rc;
 
   *written = 0;
@@ -132,19 +44,19 @@ static int encode(emit_fn emit, const void *m, uint8_t *buf, size_t cap,
 
 /* ---- CHAIN_SIG ----------------------------------------------------------- */
 
-static int emit_chain_sig(struct wr *w, const void *v) {
+static int emit_chain_sig(struct parley__wr *w, const void *v) {
   const struct parley_sync_chain_sig *m = v;
-  int rc = str_ok(&m->channel);
+  int rc = parley__str8_check(&m->channel);
   if (rc < 0)
     return rc;
   if (m->publisher == NULL || m->hash == NULL || m->sig == NULL ||
       m->seq == 0)
     return PARLEY_EINVAL;
-  wr_bytes(w, m->publisher, KEY);
-  wr_str8(w, &m->channel);
-  wr_be(w, m->seq, 8);
-  wr_bytes(w, m->hash, KEY);
-  wr_bytes(w, m->sig, SIG);
+  parley__wr_bytes(w, m->publisher, KEY);
+  parley__wr_str8(w, &m->channel);
+  parley__wr_be(w, m->seq, 8);
+  parley__wr_bytes(w, m->hash, KEY);
+  parley__wr_bytes(w, m->sig, SIG);
   return PARLEY_OK;
 }
 
@@ -155,14 +67,14 @@ int parley_sync_chain_sig_encode(const struct parley_sync_chain_sig *m,
 
 int parley_sync_chain_sig_decode(const uint8_t *buf, size_t len,
                                  struct parley_sync_chain_sig *out) {
-  struct rd r = {buf, len, buf == NULL && len > 0};
+  struct parley__rd r = {buf, len, buf == NULL && len > 0};
 
   memset(out, 0, sizeof *out);
-  out->publisher = rd_take(&r, KEY);
-  rd_str8(&r, &out->channel);
-  out->seq = rd_be(&r, 8);
-  out->hash = rd_take(&r, KEY);
-  out->sig = rd_take(&r, SIG);
+  out->publisher = parley__rd_take(&r, KEY);
+  parley__rd_str8(&r, &out->channel);
+  out->seq = parley__rd_be(&r, 8);
+  out->hash = parley__rd_take(&r, KEY);
+  out->sig = parley__rd_take(&r, SIG);
   if (r.bad || r.left != 0 || out->seq == 0) {
     memset(out, 0, sizeof *out);
     return PARLEY_EPROTO;
@@ -172,13 +84,13 @@ int parley_sync_chain_sig_decode(const uint8_t *buf, size_t len,
 
 /* ---- SYNC_QUERY ---------------------------------------------------------- */
 
-static int emit_query(struct wr *w, const void *v) {
+static int emit_query(struct parley__wr *w, const void *v) {
   const struct parley_sync_query *m = v;
-  int rc = str_ok(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
-  wr_be(w, m->req, 4);
-  wr_str8(w, &m->topic);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
   return PARLEY_OK;
 }
 
@@ -189,11 +101,11 @@ int parley_sync_query_encode(const struct parley_sync_query *m, uint8_t *buf,
 
 int parley_sync_query_decode(const uint8_t *buf, size_t len,
                              struct parley_sync_query *out) {
-  struct rd r = {buf, len, buf == NULL && len > 0};
+  struct parley__rd r = {buf, len, buf == NULL && len > 0};
 
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)rd_be(&r, 4);
-  rd_str8(&r, &out->topic);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
   if (r.bad || r.left != 0) {
     memset(out, 0, sizeof *out);
     return PARLEY_EPROTO;
@@ -203,37 +115,37 @@ int parley_sync_query_decode(const uint8_t *buf, size_t len,
 
 /* ---- SYNC_SUMMARY -------------------------------------------------------- */
 
-static void rd_summary_entry(struct rd *r,
+static void rd_summary_entry(struct parley__rd *r,
                              struct parley_sync_summary_entry *e) {
-  e->publisher = rd_take(r, KEY);
-  e->max_seq = rd_be(r, 8);
-  e->signed_seq = rd_be(r, 8);
+  e->publisher = parley__rd_take(r, KEY);
+  e->max_seq = parley__rd_be(r, 8);
+  e->signed_seq = parley__rd_be(r, 8);
 }
 
-static int emit_summary(struct wr *w, const void *v) {
+static int emit_summary(struct parley__wr *w, const void *v) {
   const struct parley_sync_summary *m = v;
-  int rc = str_ok(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (m->count > PARLEY_SYNC_MAX_SUMMARY)
     return PARLEY_ETOOBIG;
-  wr_be(w, m->req, 4);
-  wr_str8(w, &m->topic);
-  wr_be(w, m->count, 4);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_be(w, m->count, 4);
   if (m->entries != NULL) {
     for (uint32_t i = 0; i < m->count; i++) {
       if (m->entries[i].publisher == NULL)
         return PARLEY_EINVAL;
-      wr_bytes(w, m->entries[i].publisher, KEY);
-      wr_be(w, m->entries[i].max_seq, 8);
-      wr_be(w, m->entries[i].signed_seq, 8);
+      parley__wr_bytes(w, m->entries[i].publisher, KEY);
+      parley__wr_be(w, m->entries[i].max_seq, 8);
+      parley__wr_be(w, m->entries[i].signed_seq, 8);
     }
     return PARLEY_OK;
   }
   if (m->raw_len != (size_t)m->count * PARLEY_SYNC_SUMMARY_ENTRY ||
       (m->raw == NULL && m->raw_len > 0))
     return PARLEY_EINVAL;
-  wr_bytes(w, m->raw, m->raw_len);
+  parley__wr_bytes(w, m->raw, m->raw_len);
   return PARLEY_OK;
 }
 
@@ -244,13 +156,13 @@ int parley_sync_summary_encode(const struct parley_sync_summary *m,
 
 int parley_sync_summary_decode(const uint8_t *buf, size_t len,
                                struct parley_sync_summary *out) {
-  struct rd r = {buf, len, buf == NULL && len > 0};
+  struct parley__rd r = {buf, len, buf == NULL && len > 0};
   size_t n;
 
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)rd_be(&r, 4);
-  rd_str8(&r, &out->topic);
-  out->count = (uint32_t)rd_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->count = (uint32_t)parley__rd_be(&r, 4);
   n = (size_t)out->count * PARLEY_SYNC_SUMMARY_ENTRY;
   if (r.bad || out->count > PARLEY_SYNC_MAX_SUMMARY || r.left != n) {
     memset(out, 0, sizeof *out);
@@ -263,7 +175,7 @@ int parley_sync_summary_decode(const uint8_t *buf, size_t len,
 
 int parley_sync_summary_next(const uint8_t **cursor, size_t *left,
                              struct parley_sync_summary_entry *out) {
-  struct rd r = {*cursor, *left, 0};
+  struct parley__rd r = {*cursor, *left, 0};
 
   memset(out, 0, sizeof *out);
   if (*left == 0 || *cursor == NULL)
@@ -280,18 +192,18 @@ int parley_sync_summary_next(const uint8_t **cursor, size_t *left,
 
 /* ---- SYNC_FETCH ---------------------------------------------------------- */
 
-static int emit_fetch(struct wr *w, const void *v) {
+static int emit_fetch(struct parley__wr *w, const void *v) {
   const struct parley_sync_fetch *m = v;
-  int rc = str_ok(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (m->publisher == NULL || m->from == 0 || m->to < m->from)
     return PARLEY_EINVAL;
-  wr_be(w, m->req, 4);
-  wr_str8(w, &m->topic);
-  wr_bytes(w, m->publisher, KEY);
-  wr_be(w, m->from, 8);
-  wr_be(w, m->to, 8);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_bytes(w, m->publisher, KEY);
+  parley__wr_be(w, m->from, 8);
+  parley__wr_be(w, m->to, 8);
   return PARLEY_OK;
 }
 
@@ -302,14 +214,14 @@ int parley_sync_fetch_encode(const struct parley_sync_fetch *m, uint8_t *buf,
 
 int parley_sync_fetch_decode(const uint8_t *buf, size_t len,
                              struct parley_sync_fetch *out) {
-  struct rd r = {buf, len, buf == NULL && len > 0};
+  struct parley__rd r = {buf, len, buf == NULL && len > 0};
 
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)rd_be(&r, 4);
-  rd_str8(&r, &out->topic);
-  out->publisher = rd_take(&r, KEY);
-  out->from = rd_be(&r, 8);
-  out->to = rd_be(&r, 8);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->publisher = parley__rd_take(&r, KEY);
+  out->from = parley__rd_be(&r, 8);
+  out->to = parley__rd_be(&r, 8);
   if (r.bad || r.left != 0 || out->from == 0 || out->to < out->from) {
     memset(out, 0, sizeof *out);
     return PARLEY_EPROTO;
@@ -320,20 +232,20 @@ int parley_sync_fetch_decode(const uint8_t *buf, size_t len,
 /* ---- SYNC_BATCH ---------------------------------------------------------- */
 
 /* Reads one entry; marks r bad if it is malformed. */
-static void rd_entry(struct rd *r, struct parley_sync_entry *e) {
+static void rd_entry(struct parley__rd *r, struct parley_sync_entry *e) {
   memset(e, 0, sizeof *e);
-  e->kind = (uint8_t)rd_be(r, 1);
+  e->kind = (uint8_t)parley__rd_be(r, 1);
   if (r->bad)
     return;
   if (e->kind == PARLEY_SYNC_ENTRY_MSG) {
-    e->ts_ms = rd_be(r, 8);
-    e->flags = (uint8_t)rd_be(r, 1);
-    e->body_len = (uint32_t)rd_be(r, 4);
-    e->body = rd_take(r, e->body_len);
+    e->ts_ms = parley__rd_be(r, 8);
+    e->flags = (uint8_t)parley__rd_be(r, 1);
+    e->body_len = (uint32_t)parley__rd_be(r, 4);
+    e->body = parley__rd_take(r, e->body_len);
     if (e->flags & ~ENTRY_FLAGS)
       r->bad = 1;
   } else if (e->kind == PARLEY_SYNC_ENTRY_DIGEST) {
-    e->digest = rd_take(r, KEY);
+    e->digest = parley__rd_take(r, KEY);
   } else {
     r->bad = 1;
   }
@@ -345,23 +257,23 @@ size_t parley_sync_entry_size(const struct parley_sync_entry *e) {
   return PARLEY_SYNC_MSG_ENTRY_MIN + (size_t)e->body_len;
 }
 
-static int emit_entry(struct wr *w, const void *v) {
+static int emit_entry(struct parley__wr *w, const void *v) {
   const struct parley_sync_entry *e = v;
   if (e->kind == PARLEY_SYNC_ENTRY_MSG) {
     if ((e->flags & ~ENTRY_FLAGS) || (e->body == NULL && e->body_len > 0))
       return PARLEY_EINVAL;
-    wr_be(w, PARLEY_SYNC_ENTRY_MSG, 1);
-    wr_be(w, e->ts_ms, 8);
-    wr_be(w, e->flags, 1);
-    wr_be(w, e->body_len, 4);
-    wr_bytes(w, e->body, e->body_len);
+    parley__wr_be(w, PARLEY_SYNC_ENTRY_MSG, 1);
+    parley__wr_be(w, e->ts_ms, 8);
+    parley__wr_be(w, e->flags, 1);
+    parley__wr_be(w, e->body_len, 4);
+    parley__wr_bytes(w, e->body, e->body_len);
     return PARLEY_OK;
   }
   if (e->kind == PARLEY_SYNC_ENTRY_DIGEST) {
     if (e->digest == NULL)
       return PARLEY_EINVAL;
-    wr_be(w, PARLEY_SYNC_ENTRY_DIGEST, 1);
-    wr_bytes(w, e->digest, KEY);
+    parley__wr_be(w, PARLEY_SYNC_ENTRY_DIGEST, 1);
+    parley__wr_bytes(w, e->digest, KEY);
     return PARLEY_OK;
   }
   return PARLEY_EINVAL;
@@ -374,7 +286,7 @@ int parley_sync_entry_encode(const struct parley_sync_entry *e, uint8_t *buf,
 
 /* Checks that raw holds exactly count valid entries. */
 static int entries_ok(const uint8_t *raw, size_t len, uint32_t count) {
-  struct rd r = {raw, len, raw == NULL && len > 0};
+  struct parley__rd r = {raw, len, raw == NULL && len > 0};
   struct parley_sync_entry e;
 
   for (uint32_t i = 0; i < count && !r.bad; i++)
@@ -399,9 +311,9 @@ static int batch_header_ok(uint64_t from, uint64_t cp_seq, uint32_t count,
          cp_seq == from + (count - 1);
 }
 
-static int emit_batch(struct wr *w, const void *v) {
+static int emit_batch(struct parley__wr *w, const void *v) {
   const struct parley_sync_batch *m = v;
-  int rc = str_ok(&m->topic);
+  int rc = parley__str8_check(&m->topic);
   if (rc < 0)
     return rc;
   if (m->count > PARLEY_SYNC_MAX_BATCH)
@@ -411,16 +323,16 @@ static int emit_batch(struct wr *w, const void *v) {
                        m->cp_sig) ||
       !entries_ok(m->raw, m->raw_len, m->count))
     return PARLEY_EINVAL;
-  wr_be(w, m->req, 4);
-  wr_str8(w, &m->topic);
-  wr_bytes(w, m->publisher, KEY);
-  wr_be(w, m->from, 8);
-  wr_bytes(w, m->prev, KEY); /* NULL writes zeros (count 0 only) */
-  wr_be(w, m->cp_seq, 8);
-  wr_bytes(w, m->cp_hash, KEY);
-  wr_bytes(w, m->cp_sig, SIG);
-  wr_be(w, m->count, 4);
-  wr_bytes(w, m->raw, m->raw_len);
+  parley__wr_be(w, m->req, 4);
+  parley__wr_str8(w, &m->topic);
+  parley__wr_bytes(w, m->publisher, KEY);
+  parley__wr_be(w, m->from, 8);
+  parley__wr_bytes(w, m->prev, KEY); /* NULL writes zeros (count 0 only) */
+  parley__wr_be(w, m->cp_seq, 8);
+  parley__wr_bytes(w, m->cp_hash, KEY);
+  parley__wr_bytes(w, m->cp_sig, SIG);
+  parley__wr_be(w, m->count, 4);
+  parley__wr_bytes(w, m->raw, m->raw_len);
   return PARLEY_OK;
 }
 
@@ -431,18 +343,18 @@ int parley_sync_batch_encode(const struct parley_sync_batch *m, uint8_t *buf,
 
 int parley_sync_batch_decode(const uint8_t *buf, size_t len,
                              struct parley_sync_batch *out) {
-  struct rd r = {buf, len, buf == NULL && len > 0};
+  struct parley__rd r = {buf, len, buf == NULL && len > 0};
 
   memset(out, 0, sizeof *out);
-  out->req = (uint32_t)rd_be(&r, 4);
-  rd_str8(&r, &out->topic);
-  out->publisher = rd_take(&r, KEY);
-  out->from = rd_be(&r, 8);
-  out->prev = rd_take(&r, KEY);
-  out->cp_seq = rd_be(&r, 8);
-  out->cp_hash = rd_take(&r, KEY);
-  out->cp_sig = rd_take(&r, SIG);
-  out->count = (uint32_t)rd_be(&r, 4);
+  out->req = (uint32_t)parley__rd_be(&r, 4);
+  parley__rd_str8(&r, &out->topic);
+  out->publisher = parley__rd_take(&r, KEY);
+  out->from = parley__rd_be(&r, 8);
+  out->prev = parley__rd_take(&r, KEY);
+  out->cp_seq = parley__rd_be(&r, 8);
+  out->cp_hash = parley__rd_take(&r, KEY);
+  out->cp_sig = parley__rd_take(&r, SIG);
+  out->count = (uint32_t)parley__rd_be(&r, 4);
   if (r.bad ||
       !batch_header_ok(out->from, out->cp_seq, out->count, out->prev,
                        out->cp_hash, out->cp_sig) ||
@@ -457,7 +369,7 @@ int parley_sync_batch_decode(const uint8_t *buf, size_t len,
 
 int parley_sync_entry_next(const uint8_t **cursor, size_t *left,
                            struct parley_sync_entry *out) {
-  struct rd r = {*cursor, *left, 0};
+  struct parley__rd r = {*cursor, *left, 0};
 
   memset(out, 0, sizeof *out);
   if (*left == 0 || *cursor == NULL)
