@@ -18,7 +18,7 @@
 #define SIG_INPUT_MAX                                                          \
   (LABEL_SIG_LEN + 32 + 1 + PARLEY_CHAIN_MAX_CHANNEL + 8 + PARLEY_CHAIN_HASH)
 
-#define STORED_FLAGS (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY)
+#define STORED_FLAGS (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY | PARLEY_MSG_PRIVATE)
 
 static void put_be64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++)

@@ -172,6 +172,13 @@ static void on_change(void *ctx, const struct parley_reg_change *ch) {
   case PARLEY_REG_PEER_DOWN: /* its SUB_DEL events already went out */
     parley__index_dash_change(idx, ch);
     break;
+  case PARLEY_REG_ACL_CREATE:
+  case PARLEY_REG_MEMBER_ADD:
+  case PARLEY_REG_MEMBER_DEL:
+  case PARLEY_REG_ACL_ROTATE:
+  case PARLEY_REG_MEMBER_KEY:
+    parley__index_acl_change(idx, ch);
+    break;
   default:
     break;
   }

@@ -117,6 +117,9 @@ struct parley_index_config {
   const char *webhook_secret_file;
   unsigned webhook_attempts;
   unsigned webhook_retry_ms;
+  /* PEM file of the CAs trusted for https:// webhooks (NULL: the system
+   * store). */
+  const char *webhook_ca_file;
 };
 
 /* Creates the index and starts it: creates data_dir, loads or creates the
@@ -178,6 +181,11 @@ struct parley_index_stats {
   /* Dashboard. */
   uint64_t reports;          /* REPORT frames taken */
   uint64_t reports_rejected; /* malformed, or from unregistered peers */
+  /* Private topics. */
+  uint64_t acl_requests; /* TOPIC_CTL, KEY_PUT, KEY_GET, MEMBERS_GET */
+  uint64_t acl_refused;  /* of those: refused grants, non-member reads,
+                            and WATCHes of a private topic by non-members */
+  uint64_t acl_events;   /* ACL_EVENT frames sent */
 };
 void parley_index_get_stats(const struct parley_index *idx,
                             struct parley_index_stats *out)

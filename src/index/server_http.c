@@ -145,6 +145,16 @@ static int write_metrics(struct parley_index *idx, struct parley_buf *b) {
     st->errors);
   M("parley_index_watch_events_total", "counter", "WATCH_EVENT frames sent.",
     st->watch_events);
+  M("parley_index_acl_requests_total", "counter",
+    "Private-topic requests (TOPIC_CTL, KEY_PUT, KEY_GET, MEMBERS_GET).",
+    st->acl_requests);
+  M("parley_index_acl_refused_total", "counter",
+    "Private-topic requests and watches refused (bad grant, non-member).",
+    st->acl_refused);
+  M("parley_index_acl_events_total", "counter", "ACL_EVENT frames sent.",
+    st->acl_events);
+  M("parley_index_private_topics", "gauge", "Private topics.",
+    parley_registry_acl_count(idx->reg));
   M("parley_index_store_failures_total", "counter",
     "Registry log appends or syncs that failed.", st->sync_failures);
   if (idx->rs != NULL)

@@ -233,6 +233,14 @@ void parley__index_release(struct ix_conn *c, int sync_rc);
 /* Closes every link that watches a topic (their view is stale). */
 void parley__index_drop_watchers(struct parley_index *idx, int reason);
 
+/* server_acl.c: private topics.  acl_frame serves TOPIC_CTL, KEY_PUT,
+ * KEY_GET and MEMBERS_GET (PARLEY_EPROTO for an undecodable payload: the
+ * caller strikes the link); acl_change pushes ACL_EVENTs for a registry
+ * change of the ACL kinds. */
+int parley__index_acl_frame(struct ix_conn *c, const struct parley_frame *f);
+void parley__index_acl_change(struct parley_index *idx,
+                              const struct parley_reg_change *ch);
+
 /* server_http.c --------------------------------------------------------- */
 
 void parley__index_http_handler(void *ctx, struct parley_http_req *r);

@@ -575,6 +575,13 @@ static void on_watch(struct ix_conn *c, const struct parley_frame *f,
   }
   memcpy(topic, f->u.topic.topic.ptr, len);
   topic[len] = '\0';
+  /* Who subscribes to a private topic is the members' business only: a
+   * non-member learns no route to publish on. */
+  if (watch && !parley_registry_may_access(c->idx->reg, topic, c->pk)) {
+    c->idx->st.acl_refused++;
+    reply_error(c, req, PARLEY_EDENIED, "private topic: not a member");
+    return;
+  }
   if (!watch) {
     watch_del(c, topic, len);
     reply_ok(c, req, 0, 0);
@@ -676,6 +683,13 @@ static void on_frame(struct parley_link *l, const struct parley_frame *f) {
     PARLEY_LOG(idx->log, PARLEY_LOG_DEBUG, "link %s: ERROR %u from peer: %.*s",
                c->id, (unsigned)f->u.error.code, (int)f->u.error.text.len,
                f->u.error.text.ptr);
+    break;
+  case PARLEY_FRAME_TOPIC_CTL:
+  case PARLEY_FRAME_KEY_PUT:
+  case PARLEY_FRAME_KEY_GET:
+  case PARLEY_FRAME_MEMBERS_GET:
+    if (parley__index_acl_frame(c, f) == PARLEY_EPROTO)
+      refuse_frame(c, l, f, "malformed private-topic frame");
     break;
   case PARLEY_FRAME_REPORT:
     /* Fire-and-forget figures for the dashboard: no answer, unless the

@@ -52,8 +52,9 @@ static unsigned status_for(int rc) {
     return 404;
   case PARLEY_ELIMIT:
     return 429;
-  case PARLEY_EAUTH:
-    return 403; /* a changed key (trust.c) */
+  case PARLEY_EAUTH:   /* a changed key (trust.c) */
+  case PARLEY_EDENIED: /* a private topic we are not a member of */
+    return 403;
   case PARLEY_EEXIST:
     return 409;
   case PARLEY_EUNAVAIL:
@@ -78,7 +79,22 @@ static json_t *msg_json(struct parley_node *n, const struct parley_msg *m) {
   uint8_t *buf = NULL;
   size_t buf_len = 0;
   json_t *o;
-  int rc = parley__dm_read_sent(n, m, &plain, &buf, &buf_len);
+  int rc;
+
+  if (m->flags & PARLEY_MSG_PRIVATE) {
+    /* Stored sealed under the topic key of its epoch (ptopic.c).  Without
+     * that key it is shown as stored, marked "sealed". */
+    rc = parley__ptopic_read(n, m, &plain, &buf, &buf_len);
+    o = msg_json_plain(rc == 1 ? &plain : m);
+    parley__dm_free(buf, buf_len);
+    if (o != NULL) {
+      json_object_set_new(o, "private", json_true());
+      if (rc != 1)
+        json_object_set_new(o, "sealed", json_true());
+    }
+    return o;
+  }
+  rc = parley__dm_read_sent(n, m, &plain, &buf, &buf_len);
 
   if (rc < 0) {
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
@@ -716,6 +732,16 @@ static void sub_result(struct parley_http_req *r, const char *topic, int on,
 static void on_sub_reply(struct parley_node *n, struct icreq *q, int rc,
                          const struct parley_frame *f) {
   struct req_wait *w = q->ctx;
+  if (rc == PARLEY_EDENIED && w->subscribe) {
+    /* A private topic we are not a member of: not subscribed here
+     * either, or every registration would ask again. */
+    (void)parley_map_del(&n->subs, w->topic, strlen(w->topic));
+    if (parley__node_tx(n) == PARLEY_OK &&
+        parley_store_sub_remove(n->store, w->topic) < 0)
+      PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "unsubscribe %s: %s", w->topic,
+                 parley_store_errmsg(n->store));
+    parley__sync_subscribed(n, w->topic, 0);
+  }
   if (w->req) {
     parley_http_set_close_cb(w->req, NULL, NULL);
     if (rc == PARLEY_OK)
@@ -774,6 +800,8 @@ static void api_subscribe(struct parley_node *n, struct parley_http_req *r,
     return;
   }
   parley__sync_subscribed(n, topic, subscribe);
+  if (subscribe)
+    parley__ptopic_probe(n, topic); /* a private topic's list and keys */
   w = parley_calloc(1, sizeof *w);
   if (w == NULL) {
     json_decref(o);
@@ -1074,6 +1102,11 @@ static const struct route_entry routes[] = {
     {"POST", "/v1/untrust", parley__api_untrust},
     {"GET", "/v1/trusted", parley__api_trusted},
     {"GET", "/metrics", api_metrics},
+    {"POST", "/v1/private/create", parley__api_private},
+    {"POST", "/v1/private/grant", parley__api_private},
+    {"POST", "/v1/private/revoke", parley__api_private},
+    {"POST", "/v1/private/rotate", parley__api_private},
+    {"GET", "/v1/private", parley__api_private},
 };
 
 void parley__api_handler(void *ctx, struct parley_http_req *r) {

@@ -10,6 +10,7 @@
  * us at most cfg.peer_rate messages a second (burst cfg.peer_burst).
  */
 #include "peer/node_int.h"
+#include "crypto/groupkey.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -289,6 +290,17 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
       wire_len = env_len;
       wire_flags = PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY;
     }
+  } else if (rc == PARLEY_OK) {
+    /* A private topic's message is sealed under the topic key the same
+     * way: ciphertext in the chain, the store, the outbox and on the
+     * wire (ptopic.c). */
+    rc = parley__ptopic_seal(n, channel, seq, (uint64_t)now, body, len,
+                             flags, &env, &env_len, &wire_flags);
+    if (rc == 1) {
+      wire_body = env;
+      wire_len = env_len;
+      rc = PARLEY_OK;
+    }
   }
   if (rc == PARLEY_OK) {
     memset(&cm, 0, sizeof cm);
@@ -433,10 +445,29 @@ static void waiting_release(struct parley_node *n, struct route *r,
   int rc = publish_to_route(n, wp->req, r, wp->body, wp->body_len, wp->flags,
                             wp->ack_mode, wp->timeout_ms);
   if (rc < 0 && wp->req)
-    parley__api_error(wp->req, rc == PARLEY_ELIMIT ? 429 : 500, rc,
-                      "publish failed");
+    parley__api_error(wp->req, parley__api_status_for(rc), rc,
+                      rc == PARLEY_EUNAVAIL ? "no key for the private "
+                                              "topic's current epoch yet"
+                                            : "publish failed");
   parley_free(wp->body);
   parley_free(wp);
+}
+
+void parley__deliver_route_denied(struct parley_node *n, struct route *r) {
+  struct waiting_pub *wp = r->waiting;
+  (void)n;
+  r->waiting = NULL;
+  while (wp) {
+    struct waiting_pub *next = wp->next;
+    if (wp->req) {
+      parley_http_set_close_cb(wp->req, NULL, NULL);
+      parley__api_error(wp->req, 403, PARLEY_EDENIED,
+                        "private topic: not a member");
+    }
+    parley_free(wp->body);
+    parley_free(wp);
+    wp = next;
+  }
 }
 
 void parley__deliver_route_ready(struct parley_node *n, struct route *r) {
@@ -480,6 +511,8 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
   r = parley__route_get(n, channel);
   if (r == NULL)
     return PARLEY_ENOMEM;
+  if (r->denied)
+    return PARLEY_EDENIED; /* a private topic we are not a member of */
   if (r->have_list)
     return publish_to_route(n, req, r, body, len, flags, ack_mode,
                             timeout_ms);
@@ -712,6 +745,8 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     max_body = parley__dm_envelope_len(n->cfg.max_message);
     if (max_body == 0) /* --max-message past what one envelope holds */
       max_body = PARLEY_E2E_MAX_LEN;
+  } else if (f->u.msg.flags & PARLEY_MSG_PRIVATE) {
+    max_body += PARLEY_GROUPKEY_MSG_OVERHEAD + 1; /* content byte */
   }
   if (p->impostor) {
     rc = PARLEY_EAUTH; /* claims a trusted peer's name: trust.c */
@@ -725,11 +760,18 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     rc = PARLEY_EINVAL;
   } else if (parley_map_get(&n->subs, channel, ch->len) == NULL) {
     rc = PARLEY_EDENIED; /* not (or no longer) subscribed */
+  } else {
+    /* Private topics: a member's sealed message only (ptopic.c). */
+    rc = parley__ptopic_check(n, p->pk, channel, f->u.msg.seq,
+                              f->u.msg.ts_ms, f->u.msg.flags, f->u.msg.body,
+                              f->u.msg.body_len);
   }
   if (rc == PARLEY_OK && f->u.msg.body_len > max_body)
     rc = PARLEY_ETOOBIG;
   /* A direct message's body is an envelope: its text is checked once
    * opened. */
+  if (rc == PARLEY_OK && direct && (f->u.msg.flags & PARLEY_MSG_PRIVATE))
+    rc = PARLEY_EPROTO;
   if (rc == PARLEY_OK && !direct && !(f->u.msg.flags & PARLEY_MSG_BINARY) &&
       !parley_utf8_valid(f->u.msg.body, f->u.msg.body_len))
     rc = PARLEY_EINVAL;
@@ -750,7 +792,8 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   m.channel_len = ch->len;
   m.seq = f->u.msg.seq;
   m.ts_ms = (int64_t)f->u.msg.ts_ms;
-  m.flags = f->u.msg.flags & (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY);
+  m.flags = f->u.msg.flags &
+            (PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY | PARLEY_MSG_PRIVATE);
   m.body = f->u.msg.body;
   m.body_len = f->u.msg.body_len;
   m.outgoing = 0;
@@ -837,9 +880,10 @@ static void on_ack(struct parley_node *n, struct plink *pl,
     return;
   memcpy(channel, f->u.ack.channel.ptr, f->u.ack.channel.len);
   channel[f->u.ack.channel.len] = '\0';
-  if (status == PARLEY_ELIMIT) {
-    /* The recipient rate-limits us: not stored yet.  The delivery stays
-     * in the outbox and is retried with back-off. */
+  if (status == PARLEY_ELIMIT || status == PARLEY_EUNAVAIL) {
+    /* The recipient rate-limits us, or does not know a private topic's
+     * access list yet: not stored.  The delivery stays in the outbox and
+     * is retried with back-off. */
     n->m.slowed++;
     PARLEY_LOG(&n->log, PARLEY_LOG_DEBUG, "%s asks us to slow down (%s#%llu)",
                p->id, channel, (unsigned long long)f->u.ack.seq);

@@ -121,6 +121,47 @@ int parley__ic_request(struct parley_node *n, uint8_t type, const char *topic,
   return PARLEY_OK;
 }
 
+int parley__ic_request_opaque(struct parley_node *n, uint8_t type,
+                              const char *topic, uint8_t *payload,
+                              size_t len, icreq_cb cb, void *ctx) {
+  struct parley_frame f;
+  struct icreq *q;
+  int rc;
+
+  if (len < 4 || (type != PARLEY_FRAME_TOPIC_CTL &&
+                  type != PARLEY_FRAME_KEY_PUT &&
+                  type != PARLEY_FRAME_KEY_GET &&
+                  type != PARLEY_FRAME_MEMBERS_GET))
+    return PARLEY_EINVAL;
+  if (n->ilink == NULL || !n->iopen || !n->registered)
+    return PARLEY_EUNAVAIL;
+  q = parley_calloc(1, sizeof *q);
+  if (q == NULL)
+    return PARLEY_ENOMEM;
+  q->req = ++n->next_req;
+  q->type = type;
+  q->cb = cb;
+  q->ctx = ctx;
+  q->sent_ms = parley_mono_ms();
+  snprintf(q->topic, sizeof q->topic, "%s", topic);
+  payload[0] = (uint8_t)(q->req >> 24);
+  payload[1] = (uint8_t)(q->req >> 16);
+  payload[2] = (uint8_t)(q->req >> 8);
+  payload[3] = (uint8_t)q->req;
+  memset(&f, 0, sizeof f);
+  f.type = type;
+  f.u.opaque.data = payload;
+  f.u.opaque.len = len;
+  rc = parley_link_send(n->ilink, &f);
+  if (rc < 0) {
+    parley_free(q);
+    return rc;
+  }
+  q->next = n->icreqs;
+  n->icreqs = q;
+  return PARLEY_OK;
+}
+
 /* Records what the index says about a peer, and checks it against the
  * pinned keys (trust.c). */
 struct rpeer *parley__ic_learn_peer(struct parley_node *n,
@@ -167,6 +208,15 @@ static void on_watch_reply(struct parley_node *n, struct icreq *q, int rc,
 
   if (r == NULL)
     return;
+  if (rc == PARLEY_EDENIED) {
+    /* A private topic we are not a member of: no route to publish on. */
+    PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+               "watch %s refused: private topic, not a member", q->topic);
+    r->state = ROUTE_NONE;
+    r->denied = 1;
+    parley__deliver_route_denied(n, r);
+    return;
+  }
   if (rc < 0 || f == NULL || f->type != PARLEY_FRAME_SUBSCRIBERS) {
     if (rc != PARLEY_EUNAVAIL)
       PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "watch %s: %s", q->topic,
@@ -185,6 +235,7 @@ static void on_watch_reply(struct parley_node *n, struct icreq *q, int rc,
   }
   r->state = ROUTE_READY;
   r->have_list = 1;
+  r->denied = 0;
   parley__deliver_route_ready(n, r);
 }
 
@@ -209,8 +260,11 @@ struct route *parley__route_get(struct parley_node *n, const char *topic) {
       return NULL;
     }
   }
-  if (r->state == ROUTE_NONE && n->registered)
+  if (r->state == ROUTE_NONE && n->registered) {
+    /* Access list and keys first: their answers come before the list. */
+    parley__ptopic_probe(n, topic);
     send_watch(n, r);
+  }
   return r;
 }
 
@@ -300,6 +354,7 @@ static void on_registered(struct parley_node *n, struct icreq *q, int rc,
     if (parley__ic_request(n, PARLEY_FRAME_SUBSCRIBE, (const char *)e->key,
                            NULL, on_sub_reply, NULL) < 0)
       PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "resubscribe %s failed", e->key);
+  parley__ptopic_registered(n);
   parley_map_iter_init(&it, &n->routes);
   while ((e = parley_map_iter_next(&it)) != NULL)
     send_watch(n, e->value);
@@ -421,6 +476,21 @@ static void ic_frame(struct parley_link *l, const struct parley_frame *f) {
   case PARLEY_FRAME_PEERS:
   case PARLEY_FRAME_TOPICS:
     req = f->u.list.req;
+    break;
+  case PARLEY_FRAME_ACL_EVENT:
+    parley__ptopic_event(n, f);
+    return;
+  case PARLEY_FRAME_KEYS:
+  case PARLEY_FRAME_MEMBERS:
+    /* Both payloads start with the u32 request id. */
+    if (f->u.opaque.len < 4) {
+      PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "short %s from index",
+                 parley_frame_type_name(f->type));
+      return;
+    }
+    req = (uint32_t)f->u.opaque.data[0] << 24 |
+          (uint32_t)f->u.opaque.data[1] << 16 |
+          (uint32_t)f->u.opaque.data[2] << 8 | f->u.opaque.data[3];
     break;
   default:
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "unexpected %s from index",

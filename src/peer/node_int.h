@@ -85,6 +85,8 @@ struct route {
   int state;               /* ROUTE_NONE, ROUTE_WATCHING, ROUTE_READY */
   int have_list;           /* a subscriber list arrived at least once; kept
                               while the index is unreachable */
+  int denied;              /* the index refused the WATCH: a private topic
+                              we are not a member of */
   struct parley_map subs;  /* pk -> struct rpeer* */
   struct waiting_pub *waiting; /* publishes waiting for the first list */
   uint64_t watch_sent_ms;
@@ -178,6 +180,11 @@ struct node_metrics {
   /* trust.c: keys seen claiming a pinned name or address, and messages
    * or sends refused because of it */
   uint64_t key_changed, key_changed_refused;
+  /* ptopic.c: private-topic messages sealed and opened (read back), key
+   * blobs accepted and refused, messages refused (non-member publisher,
+   * plaintext on a private topic, tampered) */
+  uint64_t ptopic_sealed, ptopic_opened, ptopic_keys, ptopic_keys_refused;
+  uint64_t ptopic_rejected;
   /* abuse resistance: messages refused by the per-peer rate limit (acked
    * ones answered ELIMIT, fire-and-forget ones dropped); our acked
    * deliveries another peer answered ELIMIT (retried later); sends
@@ -233,6 +240,8 @@ struct parley_node {
 
   uv_timer_t outbox_timer, maint_timer, report_timer;
   struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
+  struct parley_map ptopics;     /* topic -> struct ptopic* (ptopic.c) */
+  struct ptopic_op *ptopic_ops;  /* owner actions under way (ptopic.c) */
   struct parley_sync *sync;           /* sync.c; NULL when not running */
   struct trust_pin *pins;             /* trust.c: pinned keys */
   size_t npins, cap_pins;
@@ -263,6 +272,13 @@ void parley__ic_stop(struct parley_node *n);
 int parley__ic_request(struct parley_node *n, uint8_t type, const char *topic,
                        const uint8_t *key, icreq_cb cb, void *ctx);
 struct route *parley__route_get(struct parley_node *n, const char *topic);
+/* Sends one of the private-topic requests (TOPIC_CTL, KEY_PUT, KEY_GET,
+ * MEMBERS_GET): payload is its acl_wire encoding, whose first four bytes
+ * (the u32 request id every one of them starts with) are set here.  topic
+ * is kept in the icreq for the callback. */
+int parley__ic_request_opaque(struct parley_node *n, uint8_t type,
+                              const char *topic, uint8_t *payload,
+                              size_t len, icreq_cb cb, void *ctx);
 void parley__ic_lookup(struct parley_node *n, struct rpeer *p);
 
 /* delivery.c */
@@ -366,6 +382,46 @@ void parley__dm_free(uint8_t *buf, size_t len);
 int parley__dm_read_sent(struct parley_node *n, const struct parley_msg *m,
                          struct parley_msg *out, uint8_t **buf,
                          size_t *buf_len);
+
+/* ptopic.c: private topics (crypto/groupkey.h; docs/PROTOCOL.md section
+ * 16).  A struct ptopic is what this peer knows of one topic's access
+ * list and the topic keys it holds (in locked memory). */
+struct ptopic;
+struct ptopic_op;
+int parley__ptopic_load(struct parley_node *n);
+void parley__ptopic_free(struct parley_node *n);
+/* Asks the index about topic (MEMBERS_GET, then KEY_GET): on subscribe,
+ * before the first WATCH of a route and after every (re)registration. */
+void parley__ptopic_probe(struct parley_node *n, const char *topic);
+void parley__ptopic_registered(struct parley_node *n);
+/* The index's KEYS, MEMBERS (answers, by req) and ACL_EVENT frames. */
+void parley__ptopic_event(struct parley_node *n, const struct parley_frame *f);
+/* Publishing: 0 (topic not private: publish as is), 1 with *out / *out_len
+ * (the sealed body, free with parley_free) and *wire_flags, or an error:
+ * PARLEY_EDENIED (not a member), PARLEY_EUNAVAIL (no key for the current
+ * epoch yet). */
+int parley__ptopic_seal(struct parley_node *n, const char *topic,
+                        uint64_t seq, uint64_t ts_ms, const uint8_t *body,
+                        size_t len, uint32_t flags, uint8_t **out,
+                        size_t *out_len, uint32_t *wire_flags);
+/* Receiving: PARLEY_OK to store the MSG as it is, else why it is refused
+ * (EDENIED: publisher not a member or plaintext on a private topic;
+ * ECRYPTO / EPROTO: does not open under the epoch's key; EUNAVAIL: the
+ * topic's access list is not known yet, so it is asked for). */
+int parley__ptopic_check(struct parley_node *n, const uint8_t publisher[32],
+                         const char *topic, uint64_t seq, uint64_t ts_ms,
+                         uint32_t flags, const uint8_t *body, size_t len);
+/* Reading: like parley__dm_read_sent for PRIVATE messages: 1 with *out
+ * (plaintext; free *buf with parley__dm_free), 0 if m is not private,
+ * PARLEY_ENOTFOUND if the key of its epoch is not held, another error if
+ * it does not open. */
+int parley__ptopic_read(struct parley_node *n, const struct parley_msg *m,
+                        struct parley_msg *out, uint8_t **buf,
+                        size_t *buf_len);
+/* HTTP API: POST /v1/private/create, /grant, /revoke, GET /v1/private. */
+void parley__api_private(struct parley_node *n, struct parley_http_req *r);
+/* Fails the publishes waiting on a route the index refused (delivery.c). */
+void parley__deliver_route_denied(struct parley_node *n, struct route *r);
 
 /* trust.c: keys pinned with `parley trust`, and changed-key detection. */
 int parley__trust_load(struct parley_node *n);

@@ -180,6 +180,19 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (publisher, channel)\n"
     ") WITHOUT ROWID;\n"
     "PRAGMA user_version = 3;\n",
+    /* 4: private topics.  topic_keys keeps the key blobs this peer
+     * received (crypto/groupkey.h: each one sealed to this peer's own key,
+     * so the table holds no topic key in the clear), one per (topic,
+     * epoch), so that messages of old epochs stay readable after the
+     * index has forgotten those blobs. */
+    "CREATE TABLE topic_keys (\n"
+    "  topic TEXT NOT NULL CHECK (length(topic) > 0),\n"
+    "  epoch INTEGER NOT NULL CHECK (epoch >= 1),\n"
+    "  blob BLOB NOT NULL CHECK (length(blob) > 0),\n"
+    "  stored INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (topic, epoch)\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA user_version = 4;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))

@@ -335,6 +335,26 @@ PARLEY_NODISCARD int parley_store_pin_addr(struct parley_store *s,
                                            const uint8_t pk[32],
                                            const char *addr)
     PARLEY_NONNULL(1, 2, 3);
+/* Private topics (schema v4): the key blobs this peer received, each
+ * sealed to its own key (crypto/groupkey.h).  put replaces the blob of
+ * (topic, epoch); topic is 1..PARLEY_MAX_TOPIC bytes, epoch >= 1, blob
+ * 1..4096 bytes (PARLEY_EINVAL otherwise).  list calls cb for every blob
+ * in (topic, epoch) order; pointers are valid during the call only; cb
+ * returning non-zero stops the walk (that value is returned). */
+PARLEY_NODISCARD int parley_store_topic_key_put(struct parley_store *s,
+                                                const char *topic,
+                                                uint32_t epoch,
+                                                const uint8_t *blob,
+                                                size_t len)
+    PARLEY_NONNULL(1, 2, 4);
+typedef int (*parley_store_topic_key_cb)(void *ctx, const char *topic,
+                                         uint32_t epoch, const uint8_t *blob,
+                                         size_t len);
+PARLEY_NODISCARD int parley_store_topic_key_list(struct parley_store *s,
+                                                 parley_store_topic_key_cb cb,
+                                                 void *ctx)
+    PARLEY_NONNULL(1, 2);
+
 /* Calls cb for every pin, oldest first; cb returning non-zero stops the
  * walk (that value is returned). */
 PARLEY_NODISCARD int parley_store_pin_list(struct parley_store *s,

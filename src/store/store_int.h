@@ -127,7 +127,12 @@
                 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (publisher, channel)"    \
                 " DO UPDATE SET top = excluded.top, seen = excluded.seen")     \
   X(OB_BY_RCPT, "SELECT recipient, count(*) AS c FROM outbox"                  \
-                " GROUP BY recipient ORDER BY c DESC, recipient LIMIT ?1")
+                " GROUP BY recipient ORDER BY c DESC, recipient LIMIT ?1")    \
+  X(TKEY_PUT, "INSERT INTO topic_keys (topic, epoch, blob, stored)"            \
+              " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic, epoch)"            \
+              " DO UPDATE SET blob = excluded.blob, stored = excluded.stored") \
+  X(TKEY_LIST, "SELECT topic, epoch, blob FROM topic_keys"                     \
+               " ORDER BY topic, epoch")
 
 enum store_stmt {
 #define STORE_STMT_ENUM(name, sql) ST_##name,

@@ -213,3 +213,60 @@ int parley_store_outbox_by_recipient(struct parley_store *s, uint32_t limit,
   parley__store_run_end(&r);
   return rc;
 }
+
+/* ---- Private-topic key blobs (schema v4) ---------------------------------- */
+
+int parley_store_topic_key_put(struct parley_store *s, const char *topic,
+                               uint32_t epoch, const uint8_t *blob,
+                               size_t len) {
+  size_t tl = strlen(topic);
+  struct store_run r;
+  int src = SQLITE_OK, rc;
+
+  if (tl == 0 || tl > PARLEY_MAX_TOPIC || epoch == 0 || len == 0 ||
+      len > 4096)
+    return parley__store_fail(s, PARLEY_EINVAL, "topic_key_put",
+                              "bad topic, epoch or blob");
+  rc = parley__store_run_start(s, s->stmt[ST_TKEY_PUT], &r);
+  if (rc < 0)
+    return rc;
+  src = bind_text(src, r.st, 1, topic, tl);
+  src = bind_i64(src, r.st, 2, (int64_t)epoch);
+  src = bind_blob(src, r.st, 3, blob, len);
+  src = bind_i64(src, r.st, 4, parley_now_ms());
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, "topic_key_put");
+  else
+    rc = parley__store_exec(s, &r, "topic_key_put", NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
+int parley_store_topic_key_list(struct parley_store *s,
+                                parley_store_topic_key_cb cb, void *ctx) {
+  struct store_run r;
+  int src, rc;
+
+  rc = parley__store_run_start(s, s->stmt[ST_TKEY_LIST], &r);
+  if (rc < 0)
+    return rc;
+  while ((src = sqlite3_step(r.st)) == SQLITE_ROW) {
+    const char *topic = text_col(r.st, 0);
+    int64_t epoch = sqlite3_column_int64(r.st, 1);
+    const uint8_t *blob = sqlite3_column_blob(r.st, 2);
+    int blen = sqlite3_column_bytes(r.st, 2);
+    if (topic[0] == '\0' || epoch < 1 || epoch > UINT32_MAX ||
+        blob == NULL || blen <= 0) {
+      rc = parley__store_fail(s, PARLEY_ESTORE, "topic_key_list",
+                              "bad row");
+      break;
+    }
+    rc = cb(ctx, topic, (uint32_t)epoch, blob, (size_t)blen);
+    if (rc != 0)
+      break;
+  }
+  if (rc == PARLEY_OK && src != SQLITE_DONE && src != SQLITE_ROW)
+    rc = parley__store_fail_sql(s, src, "topic_key_list");
+  parley__store_run_end(&r);
+  return rc;
+}

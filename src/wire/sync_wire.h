@@ -32,7 +32,7 @@
  *     and cp_sig must be all zero.  Otherwise from >= 1 and cp_seq ==
  *     from + count - 1 (entry i is seq from + i; the run ends at the
  *     checkpoint), without overflow.  Entry kinds are 1 or 2; MSG flags
- *     hold only PARLEY_MSG_DIRECT | PARLEY_MSG_BINARY.
+ *     hold only DIRECT, BINARY and PRIVATE (the stored flags).
  *   - The entries fill the payload exactly: nothing may follow.
  *
  * Decoders never allocate; strings, keys, bodies and the raw entry bytes

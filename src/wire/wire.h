@@ -48,7 +48,9 @@
 #define PARLEY_MSG_ACK_REQ 0x1u /* receiver must answer with ACK once stored */
 #define PARLEY_MSG_DIRECT 0x2u  /* channel is "@" + recipient id */
 #define PARLEY_MSG_BINARY 0x4u  /* body is not UTF-8 text */
-#define PARLEY_MSG_FLAGS_ALL 0x7u
+#define PARLEY_MSG_PRIVATE 0x8u /* body is a private-topic message sealed
+                                   under the topic key (crypto/groupkey.h) */
+#define PARLEY_MSG_FLAGS_ALL 0xfu
 
 /* WATCH_EVENT kinds. */
 #define PARLEY_WATCH_ADD 1

@@ -224,7 +224,7 @@ static void test_digest_fields(void **state) {
   x = m;
   x.flags = PARLEY_MSG_ACK_REQ;
   assert_int_equal(parley_chain_digest(&x, d), PARLEY_EINVAL);
-  x.flags = 0x08;
+  x.flags = 0x10;
   assert_int_equal(parley_chain_digest(&x, d), PARLEY_EINVAL);
   x = m;
   x.channel_len = 0;

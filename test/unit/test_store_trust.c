@@ -172,7 +172,7 @@ static void test_replay_windows(void **state) {
   /* Kept across a reopen. */
   parley_store_close(f->s);
   assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(f->s), 3);
+  assert_int_equal(parley_store_schema_version(f->s), 4);
   assert_int_equal(parley_store_replay_get(f->s, a, "@x", &top, &seen),
                    PARLEY_OK);
   assert_int_equal(top, 71);
@@ -246,12 +246,81 @@ static void test_outbox_by_recipient(void **state) {
   assert_int_equal(got.n, 2);
 }
 
+struct tkeys {
+  int n;
+  char topic[4][16];
+  uint32_t epoch[4];
+  uint8_t first[4];
+  size_t len[4];
+};
+
+static int tkey_seen(void *ctx, const char *topic, uint32_t epoch,
+                     const uint8_t *blob, size_t len) {
+  struct tkeys *t = ctx;
+  if (t->n >= 4)
+    return 1;
+  snprintf(t->topic[t->n], sizeof t->topic[0], "%s", topic);
+  t->epoch[t->n] = epoch;
+  t->first[t->n] = blob[0];
+  t->len[t->n] = len;
+  t->n++;
+  return 0;
+}
+
+static void test_topic_keys(void **state) {
+  struct fx *f = *state;
+  uint8_t blob[300];
+  struct tkeys t;
+
+  memset(blob, 0xa1, sizeof blob);
+  assert_int_equal(parley_store_topic_key_put(f->s, "ops", 2, blob, 200),
+                   PARLEY_OK);
+  blob[0] = 0xb2;
+  assert_int_equal(parley_store_topic_key_put(f->s, "ops", 1, blob, 100),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_topic_key_put(f->s, "hr", 1, blob, 50),
+                   PARLEY_OK);
+  /* The same (topic, epoch) again replaces the blob. */
+  blob[0] = 0xc3;
+  assert_int_equal(parley_store_topic_key_put(f->s, "hr", 1, blob, 60),
+                   PARLEY_OK);
+  /* Refused: empty topic, epoch 0, empty or oversize blob. */
+  assert_int_equal(parley_store_topic_key_put(f->s, "", 1, blob, 10),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_topic_key_put(f->s, "x", 0, blob, 10),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_topic_key_put(f->s, "x", 1, blob, 0),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_topic_key_put(f->s, "x", 1, blob, 4097),
+                   PARLEY_EINVAL);
+  /* Kept across a reopen, listed in (topic, epoch) order. */
+  parley_store_close(f->s);
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  memset(&t, 0, sizeof t);
+  assert_int_equal(parley_store_topic_key_list(f->s, tkey_seen, &t),
+                   PARLEY_OK);
+  assert_int_equal(t.n, 3);
+  assert_string_equal(t.topic[0], "hr");
+  assert_int_equal(t.epoch[0], 1);
+  assert_int_equal(t.first[0], 0xc3);
+  assert_int_equal(t.len[0], 60);
+  assert_string_equal(t.topic[1], "ops");
+  assert_int_equal(t.epoch[1], 1);
+  assert_int_equal(t.first[1], 0xb2);
+  assert_int_equal(t.len[1], 100);
+  assert_string_equal(t.topic[2], "ops");
+  assert_int_equal(t.epoch[2], 2);
+  assert_int_equal(t.first[2], 0xa1);
+  assert_int_equal(t.len[2], 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_windows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outbox_by_recipient, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_topic_keys, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -514,7 +514,7 @@ static void test_batch_rules(void **state) {
     memcpy(buf, want, BATCH_LEN);
     buf[OFF_E0 + 9] = (uint8_t)fl;
     assert_int_equal(parley_sync_batch_decode(buf, BATCH_LEN, &d),
-                     (fl & ~0x6u) == 0 ? PARLEY_OK : PARLEY_EPROTO);
+                     (fl & ~0xeu) == 0 ? PARLEY_OK : PARLEY_EPROTO);
   }
   memcpy(buf, want, BATCH_LEN);
   be(buf + OFF_E0 + 10, 3, 4);

@@ -661,7 +661,7 @@ static void test_bad_msg_flags(void **state) {
     int want = (fl & ~PARLEY_MSG_FLAGS_ALL) ? PARLEY_EPROTO : PARLEY_OK;
     assert_int_equal(dec(buf, n, &d, &used), want);
   }
-  f.u.msg.flags = 0x08;
+  f.u.msg.flags = 0x10;
   assert_int_equal(parley_wire_encode(&f, buf, sizeof buf, &n), PARLEY_EINVAL);
   assert_int_equal(n, 0);
   assert_int_equal(parley_wire_encoded_size(&f), 0);

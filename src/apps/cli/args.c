@@ -39,6 +39,9 @@ static const struct parley_cli_flag_def flags[PARLEY_CLI_F_COUNT] = {
                            "contact name to pin with the key (default:\n"
                            "                     the name the peer "
                            "announces)"},
+    [PARLEY_CLI_F_PRIVATE] = {"private", NULL,
+                              "with create: make the topic private "
+                              "(required)"},
 };
 
 static const struct parley_cli_cmd_def cmds[PARLEY_CLI_CMD_COUNT] = {
@@ -92,6 +95,17 @@ static const struct parley_cli_cmd_def cmds[PARLEY_CLI_CMD_COUNT] = {
      NULL, 0, 1, 1},
     {PARLEY_CLI_CMD_TRUSTED, "trusted", "",
      "list pinned keys (id, name, address, since)", NULL, F(JSON), 0, 0},
+    {PARLEY_CLI_CMD_TOPIC, "topic", "ACTION NAME [PEER_ID]",
+     "manage a private topic: create, grant, revoke, rotate, members",
+     "  create NAME --private   make NAME private, with you as its owner\n"
+     "  grant NAME PEER_ID      add a member (owner only)\n"
+     "  revoke NAME PEER_ID     remove a member; the topic key is rotated,\n"
+     "                          so it cannot read anything published later\n"
+     "  rotate NAME             new topic key for the same members\n"
+     "  members NAME            owner, key epoch and members (members only)\n"
+     "Messages on a private topic are encrypted end to end under the topic\n"
+     "key; the index enforces who may subscribe and publish.",
+     F(JSON) | F(PRIVATE), 2, 3},
 };
 
 const struct parley_cli_cmd_def *parley_cli_cmd_find(const char *name) {

@@ -34,6 +34,7 @@ static const cmd_fn dispatch[PARLEY_CLI_CMD_COUNT] = {
     [PARLEY_CLI_CMD_TRUST] = parley_cli_cmd_trust,
     [PARLEY_CLI_CMD_UNTRUST] = parley_cli_cmd_untrust,
     [PARLEY_CLI_CMD_TRUSTED] = parley_cli_cmd_trusted,
+    [PARLEY_CLI_CMD_TOPIC] = parley_cli_cmd_topic,
 };
 
 int parley_cli_fail(int code, const char *fmt, ...) {

@@ -34,6 +34,9 @@ int parley_cli_cmd_trust(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 int parley_cli_cmd_untrust(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 int parley_cli_cmd_trusted(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
 
+/* cmd_topic.c: private topics */
+int parley_cli_cmd_topic(struct parley_cli_ctx *ctx) PARLEY_NONNULL(1);
+
 /* Validation shared by the commands: each prints the usage error and
  * returns PARLEY_CLI_EXIT_USAGE, or returns 0.  check_peer writes the
  * canonical (lower-case) form of the id to canon. */
