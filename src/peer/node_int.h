@@ -418,6 +418,10 @@ int parley__ptopic_check(struct parley_node *n, const uint8_t publisher[32],
 int parley__ptopic_read(struct parley_node *n, const struct parley_msg *m,
                         struct parley_msg *out, uint8_t **buf,
                         size_t *buf_len);
+/* 0 if topic is private and pk is not one of its members (anti-entropy
+ * serves its history to members only), else 1. */
+int parley__ptopic_may_serve(struct parley_node *n, const char *topic,
+                             const uint8_t pk[32]);
 /* HTTP API: POST /v1/private/create, /grant, /revoke, GET /v1/private. */
 void parley__api_private(struct parley_node *n, struct parley_http_req *r);
 /* Fails the publishes waiting on a route the index refused (delivery.c). */

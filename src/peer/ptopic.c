@@ -540,3 +540,10 @@ int parley__ptopic_read(struct parley_node *n, const struct parley_msg *m,
   n->m.ptopic_opened++;
   return 1;
 }
+
+int parley__ptopic_may_serve(struct parley_node *n, const char *topic,
+                             const uint8_t pk[32]) {
+  struct ptopic *pt = parley__pt_get(n, topic, 0);
+  return pt == NULL || pt->state != PT_PRIVATE ||
+         parley__pt_is_member(pt, pk);
+}

@@ -78,7 +78,7 @@ static void send_limited(struct parley_node *n, struct plink *pl,
 /* Copies a decoded topic; 1 if it is one this node may relay: a valid
  * topic (not a direct channel) that it subscribes to or publishes on. */
 static int servable(struct parley_node *n, const struct parley_str *t,
-                    char out[CHANNEL_MAX]) {
+                    char out[CHANNEL_MAX], const uint8_t asker[32]) {
   uint8_t hash[32];
   uint64_t seq = 0;
 
@@ -87,6 +87,10 @@ static int servable(struct parley_node *n, const struct parley_str *t,
   memcpy(out, t->ptr, t->len);
   out[t->len] = '\0';
   if (!parley_topic_valid(out, t->len, PARLEY_MAX_TOPIC))
+    return 0;
+  /* A private topic's history (sealed, but still who said what when) goes
+   * to members only. */
+  if (!parley__ptopic_may_serve(n, out, asker))
     return 0;
   if (parley_map_get(&n->subs, out, t->len) != NULL)
     return 1;
@@ -133,7 +137,7 @@ void parley__sync_serve_query(struct parley_node *n, struct plink *pl,
   memset(&sm, 0, sizeof sm);
   sm.req = q.req;
   sm.topic = q.topic;
-  if (servable(n, &q.topic, topic)) {
+  if (servable(n, &q.topic, topic, pl->peer->pk)) {
     c.raw = parley_malloc((size_t)PARLEY_SYNC_MAX_SUMMARY *
                           PARLEY_SYNC_SUMMARY_ENTRY);
     if (c.raw == NULL)
@@ -317,7 +321,7 @@ void parley__sync_serve_fetch(struct parley_node *n, struct plink *pl,
   b.topic = q.topic;
   b.publisher = q.publisher;
   memset(&plan, 0, sizeof plan);
-  rc = servable(n, &q.topic, topic)
+  rc = servable(n, &q.topic, topic, pl->peer->pk)
            ? plan_batch(n, q.publisher, topic, q.from, q.to, &plan)
            : PARLEY_ENOTFOUND;
   hdr = PARLEY_SYNC_BATCH_HDR(q.topic.len);

@@ -204,5 +204,48 @@ class PrivateTopics(unittest.TestCase):
                      what="re-granted member reads epoch 3")
 
 
+class PrivateTopicsCluster(unittest.TestCase):
+    """Grants and key blobs are replicated: after the leader is killed,
+    the new leader still enforces the access list and serves the keys."""
+
+    def test_grants_survive_failover(self):
+        cluster = h.Cluster(3, lease=3)
+        peers = []
+        try:
+            cluster.wait_leader()
+            owner = h.Peer(cluster.index_arg(), "c-owner")
+            member = h.Peer(cluster.index_arg(), "c-member")
+            outsider = h.Peer(cluster.index_arg(), "c-outsider")
+            peers = [owner, member, outsider]
+            for p in peers:
+                registered(p)
+            owner.ok("topic", "create", "fleet", "--private")
+            owner.ok("topic", "grant", "fleet", member.id)
+            leader = cluster.wait_leader()
+            leader.kill()
+            cluster.wait_leader(exclude=(leader.node_id,))
+            for p in peers:
+                registered(p)
+            info = json.loads(member.ok("topic", "members", "fleet",
+                                        "--json"))
+            self.assertEqual(sorted(info["members"]),
+                             sorted([owner.id, member.id]))
+            self.assertEqual(info["keys_held"], [1])
+            member.ok("subscribe", "fleet")
+            rc, _, err = outsider.cli("subscribe", "fleet")
+            self.assertEqual(rc, 1, err)
+            owner.ok("publish", "fleet", "after-failover", "--ack")
+            h.wait_until(lambda: "after-failover" in bodies(member, "fleet"),
+                         what="member reads after the failover")
+            # A revoke on the new leader rotates as before.
+            out = owner.ok("topic", "revoke", "fleet", member.id)
+            self.assertIn("epoch 2", out)
+        finally:
+            for p in peers:
+                if p.alive():
+                    p.stop()
+            cluster.stop_all()
+
+
 if __name__ == "__main__":
     h.main()
