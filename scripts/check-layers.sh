@@ -16,8 +16,8 @@ allowed() {
     metrics) echo "core metrics" ;;
     http) echo "core http" ;;
     index) echo "core wire crypto net http metrics index" ;;
-    peer) echo "core wire crypto net store http metrics peer" ;;
-    apps) echo "core wire crypto net store http metrics index peer apps" ;;
+    peer) echo "core wire crypto net store http metrics peer parley" ;;
+    apps) echo "core wire crypto net store http metrics index peer apps parley" ;;
     *) echo "" ;;
   esac
 }
@@ -32,6 +32,12 @@ for f in $(find src -name '*.[ch]'); do
     esac
   done
 done
+
+# The public API (include/parley/, implemented by the peer layer) stands
+# alone: system headers only, nothing from src/.
+if grep -n '#include "' include/parley/*.h; then
+  echo "public headers: include/parley/ may include system headers only"; fail=1
+fi
 
 # The codec, the registry state machine and core stay free of I/O.
 for f in src/core/*.[ch] src/wire/*.[ch] src/index/registry.[ch]; do

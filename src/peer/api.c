@@ -759,7 +759,7 @@ static void api_subscribe(struct parley_node *n, struct parley_http_req *r,
   json_t *o = parse_body(r), *t;
   const char *topic;
   struct req_wait *w;
-  int rc, have;
+  int rc;
 
   if (o == NULL)
     return;
@@ -771,37 +771,15 @@ static void api_subscribe(struct parley_node *n, struct parley_http_req *r,
     parley__api_error(r, 400, PARLEY_EINVAL, "bad topic name");
     return;
   }
-  have = parley_map_get(&n->subs, topic, strlen(topic)) != NULL;
-  if (subscribe && !have && n->subs.count >= n->cfg.max_subs) {
-    json_decref(o);
-    parley__api_error(r, 429, PARLEY_ELIMIT, "too many subscriptions");
-    return;
-  }
-  if (!subscribe && !have) {
-    json_decref(o);
-    parley__api_error(r, 404, PARLEY_ENOTFOUND, "not subscribed");
-    return;
-  }
-  rc = parley__node_tx(n);
-  if (rc == PARLEY_OK)
-    rc = subscribe ? parley_store_sub_add(n->store, topic)
-                   : parley_store_sub_remove(n->store, topic);
-  if (rc == PARLEY_OK || rc == PARLEY_EEXIST) {
-    if (subscribe)
-      rc = parley_map_put(&n->subs, topic, strlen(topic), (void *)1, NULL);
-    else {
-      (void)parley_map_del(&n->subs, topic, strlen(topic));
-      rc = PARLEY_OK;
-    }
-  }
+  rc = parley__subscribe_local(n, topic, subscribe);
   if (rc < 0) {
     json_decref(o);
-    parley__api_error(r, 500, rc, parley_strerror(rc));
+    parley__api_error(r, status_for(rc), rc,
+                      rc == PARLEY_ELIMIT      ? "too many subscriptions"
+                      : rc == PARLEY_ENOTFOUND ? "not subscribed"
+                                               : parley_strerror(rc));
     return;
   }
-  parley__sync_subscribed(n, topic, subscribe);
-  if (subscribe)
-    parley__ptopic_probe(n, topic); /* a private topic's list and keys */
   w = parley_calloc(1, sizeof *w);
   if (w == NULL) {
     json_decref(o);

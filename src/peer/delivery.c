@@ -233,8 +233,29 @@ static void finish(struct parley_node *n, struct ackwait *w, int timed_out) {
   if (w->req) {
     parley_http_set_close_cb(w->req, NULL, NULL);
     parley__api_publish_result(n, w, timed_out);
+  } else if (w->cb != NULL) {
+    uint32_t refused = 0;
+    int rc = PARLEY_OK;
+    for (uint32_t i = 0; i < w->nsubs; i++)
+      refused += w->refused[i];
+    if (w->ack_mode && refused > 0)
+      rc = PARLEY_EDENIED;
+    else if (w->ack_mode && w->nacked < w->nsubs)
+      rc = PARLEY_ETIMEDOUT;
+    w->cb(w->cb_ctx, rc, w->nsubs, w->nacked - refused, refused);
   }
   ackwait_free(w);
+}
+
+/* Ends a publish that never got as far as an ackwait. */
+static void wp_fail(struct waiting_pub *wp, unsigned status, int rc,
+                    const char *text) {
+  if (wp->req) {
+    parley_http_set_close_cb(wp->req, NULL, NULL);
+    parley__api_error(wp->req, status, rc, text);
+  } else if (wp->cb != NULL) {
+    wp->cb(wp->cb_ctx, rc, 0, 0, 0);
+  }
 }
 
 /* Stores and sends one message to the given recipients, then answers the
@@ -242,6 +263,7 @@ static void finish(struct parley_node *n, struct ackwait *w, int timed_out) {
  * if the answer comes later, 0 if it was given, or an error (nothing sent,
  * caller answers). */
 static int do_publish(struct parley_node *n, struct parley_http_req *req,
+                      parley_node_pub_cb cb, void *cb_ctx,
                       const char *channel, const uint8_t *body, size_t len,
                       uint32_t flags, int ack_mode, uint64_t timeout_ms,
                       struct rpeer **rcpt, uint32_t nrcpt) {
@@ -343,6 +365,8 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   }
   w->node = n;
   w->req = req;
+  w->cb = cb;
+  w->cb_ctx = cb_ctx;
   snprintf(w->channel, sizeof w->channel, "%s", channel);
   w->seq = seq;
   w->direct = (flags & PARLEY_MSG_DIRECT) != 0;
@@ -413,6 +437,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
 }
 
 static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
+                            parley_node_pub_cb cb, void *cb_ctx,
                             struct route *r, const uint8_t *body, size_t len,
                             uint32_t flags, int ack_mode,
                             uint64_t timeout_ms) {
@@ -434,21 +459,22 @@ static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
     }
     rcpt[k++] = p;
   }
-  rc = do_publish(n, req, r->topic, body, len, flags, ack_mode, timeout_ms,
-                  rcpt, k);
+  rc = do_publish(n, req, cb, cb_ctx, r->topic, body, len, flags, ack_mode,
+                  timeout_ms, rcpt, k);
   parley_free(rcpt);
   return rc;
 }
 
 static void waiting_release(struct parley_node *n, struct route *r,
                             struct waiting_pub *wp) {
-  int rc = publish_to_route(n, wp->req, r, wp->body, wp->body_len, wp->flags,
-                            wp->ack_mode, wp->timeout_ms);
-  if (rc < 0 && wp->req)
-    parley__api_error(wp->req, parley__api_status_for(rc), rc,
-                      rc == PARLEY_EUNAVAIL ? "no key for the private "
-                                              "topic's current epoch yet"
-                                            : "publish failed");
+  int rc = publish_to_route(n, wp->req, wp->cb, wp->cb_ctx, r, wp->body,
+                            wp->body_len, wp->flags, wp->ack_mode,
+                            wp->timeout_ms);
+  if (rc < 0)
+    wp_fail(wp, parley__api_status_for(rc), rc,
+            rc == PARLEY_EUNAVAIL ? "no key for the private "
+                                    "topic's current epoch yet"
+                                  : "publish failed");
   parley_free(wp->body);
   parley_free(wp);
 }
@@ -457,13 +483,10 @@ void parley__deliver_route_denied(struct parley_node *n, struct route *r) {
   struct waiting_pub *wp = r->waiting;
   (void)n;
   r->waiting = NULL;
+  r->waiting_tail = NULL;
   while (wp) {
     struct waiting_pub *next = wp->next;
-    if (wp->req) {
-      parley_http_set_close_cb(wp->req, NULL, NULL);
-      parley__api_error(wp->req, 403, PARLEY_EDENIED,
-                        "private topic: not a member");
-    }
+    wp_fail(wp, 403, PARLEY_EDENIED, "private topic: not a member");
     parley_free(wp->body);
     parley_free(wp);
     wp = next;
@@ -473,6 +496,7 @@ void parley__deliver_route_denied(struct parley_node *n, struct route *r) {
 void parley__deliver_route_ready(struct parley_node *n, struct route *r) {
   struct waiting_pub *wp = r->waiting;
   r->waiting = NULL;
+  r->waiting_tail = NULL;
   while (wp) {
     struct waiting_pub *next = wp->next;
     if (wp->req)
@@ -487,9 +511,10 @@ static void waiting_gone(void *data, struct parley_http_req *r) {
   wp->req = NULL;
 }
 
-int parley__publish(struct parley_node *n, struct parley_http_req *req,
-                    const char *channel, const uint8_t *body, size_t len,
-                    uint32_t flags, int ack_mode, uint64_t timeout_ms) {
+static int publish_any(struct parley_node *n, struct parley_http_req *req,
+                       parley_node_pub_cb cb, void *cb_ctx,
+                       const char *channel, const uint8_t *body, size_t len,
+                       uint32_t flags, int ack_mode, uint64_t timeout_ms) {
   struct waiting_pub *wp;
   struct route *r;
 
@@ -505,8 +530,8 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
       n->m.key_changed_refused++;
       return PARLEY_EAUTH;
     }
-    return do_publish(n, req, channel, body, len, flags, 1, timeout_ms, &p,
-                      1);
+    return do_publish(n, req, cb, cb_ctx, channel, body, len, flags, 1,
+                      timeout_ms, &p, 1);
   }
   r = parley__route_get(n, channel);
   if (r == NULL)
@@ -514,8 +539,8 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
   if (r->denied)
     return PARLEY_EDENIED; /* a private topic we are not a member of */
   if (r->have_list)
-    return publish_to_route(n, req, r, body, len, flags, ack_mode,
-                            timeout_ms);
+    return publish_to_route(n, req, cb, cb_ctx, r, body, len, flags,
+                            ack_mode, timeout_ms);
   /* First publish to this topic: wait (briefly) for its subscriber list. */
   wp = parley_calloc(1, sizeof *wp);
   if (wp == NULL)
@@ -528,6 +553,8 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
   memcpy(wp->body, body, len);
   wp->body_len = len;
   wp->req = req;
+  wp->cb = cb;
+  wp->cb_ctx = cb_ctx;
   wp->flags = flags;
   wp->ack_mode = ack_mode;
   wp->timeout_ms = timeout_ms;
@@ -535,11 +562,30 @@ int parley__publish(struct parley_node *n, struct parley_http_req *req,
                     (timeout_ms < ROUTE_WAIT_MAX_MS ? timeout_ms
                                                     : ROUTE_WAIT_MAX_MS);
   snprintf(wp->channel, sizeof wp->channel, "%s", channel);
-  wp->next = r->waiting;
-  r->waiting = wp;
+  /* Appended: released in publish order. */
+  wp->next = NULL;
+  if (r->waiting == NULL || r->waiting_tail == NULL)
+    r->waiting_tail = &r->waiting;
+  *r->waiting_tail = wp;
+  r->waiting_tail = &wp->next;
   if (req)
     parley_http_set_close_cb(req, waiting_gone, wp);
   return 1;
+}
+
+int parley__publish(struct parley_node *n, struct parley_http_req *req,
+                    const char *channel, const uint8_t *body, size_t len,
+                    uint32_t flags, int ack_mode, uint64_t timeout_ms) {
+  return publish_any(n, req, NULL, NULL, channel, body, len, flags, ack_mode,
+                     timeout_ms);
+}
+
+int parley__publish_cb(struct parley_node *n, const char *channel,
+                       const uint8_t *body, size_t len, uint32_t flags,
+                       int ack_mode, uint64_t timeout_ms,
+                       parley_node_pub_cb cb, void *ctx) {
+  return publish_any(n, NULL, cb, ctx, channel, body, len, flags, ack_mode,
+                     timeout_ms);
 }
 
 void parley__ackwait_cancel_all(struct parley_node *n) {
@@ -554,14 +600,11 @@ void parley__ackwait_cancel_all(struct parley_node *n) {
   parley_map_iter_init(&it, &n->routes);
   while ((e = parley_map_iter_next(&it)) != NULL) {
     struct route *r = e->value;
+    r->waiting_tail = NULL;
     while (r->waiting) {
       struct waiting_pub *wp = r->waiting;
       r->waiting = wp->next;
-      if (wp->req) {
-        parley_http_set_close_cb(wp->req, NULL, NULL);
-        parley__api_error(wp->req, 503, PARLEY_ECANCELED,
-                          "daemon shutting down");
-      }
+      wp_fail(wp, 503, PARLEY_ECANCELED, "daemon shutting down");
       parley_free(wp->body);
       parley_free(wp);
     }
@@ -859,7 +902,7 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     parley__report_count(n, m.channel, 1, m.body_len,
                          now >= m.ts_ms ? (double)(now - m.ts_ms) / 1000.0
                                         : -1.0);
-    parley__api_stream_msg(n, &m);
+    parley__deliver_app(n, &m);
   }
   parley__dm_free(buf, buf_len);
   if (ack)
@@ -1133,6 +1176,7 @@ void parley__outbox_timer_cb(uv_timer_t *t) {
       /* The index did not answer in time: go with what we know. */
       waiting_release(n, r, wp);
     }
+    r->waiting_tail = pp; /* &last->next of what is left */
   }
   if (n->outbox_depth == 0)
     return;

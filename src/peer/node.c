@@ -46,6 +46,35 @@ int parley__node_tx(struct parley_node *n) {
   return parley_store_begin(n->store);
 }
 
+int parley__subscribe_local(struct parley_node *n, const char *topic,
+                            int subscribe) {
+  size_t len = strlen(topic);
+  int have = parley_map_get(&n->subs, topic, len) != NULL, rc;
+
+  if (subscribe && !have && n->subs.count >= n->cfg.max_subs)
+    return PARLEY_ELIMIT;
+  if (!subscribe && !have)
+    return PARLEY_ENOTFOUND;
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = subscribe ? parley_store_sub_add(n->store, topic)
+                   : parley_store_sub_remove(n->store, topic);
+  if (rc == PARLEY_OK || rc == PARLEY_EEXIST) {
+    if (subscribe) {
+      rc = parley_map_put(&n->subs, topic, len, (void *)1, NULL);
+    } else {
+      (void)parley_map_del(&n->subs, topic, len);
+      rc = PARLEY_OK;
+    }
+  }
+  if (rc < 0)
+    return rc;
+  parley__sync_subscribed(n, topic, subscribe);
+  if (subscribe)
+    parley__ptopic_probe(n, topic); /* a private topic's list and keys */
+  return PARLEY_OK;
+}
+
 void parley__msg_id(const uint8_t pk[32], const char *channel, uint64_t seq,
                     char out[MSG_ID_HEX]) {
   crypto_generichash_state st;

@@ -63,6 +63,15 @@ struct parley_node_config {
 
 #define PARLEY_NODE_DEFAULT_PEER_RATE 10000u
 
+/* Embedding (src/peer/embed.c; the public face is include/parley/parley.h).
+ * A publish made through the library ends with cb(ctx, rc, subscribers,
+ * acked, refused): rc is PARLEY_OK (fire-and-forget: handed to the links;
+ * acknowledged modes: every subscriber stored it), PARLEY_ETIMEDOUT (not
+ * every subscriber acknowledged in time; the rest stay queued), PARLEY_EDENIED
+ * (some refused it), or the error that stopped it. */
+typedef void (*parley_node_pub_cb)(void *ctx, int rc, unsigned subscribers,
+                                   unsigned acked, unsigned refused);
+
 /* Creates the node and starts it (listening, dialling the index).
  * Everything in cfg is copied.  OUT: *out; the caller frees it with
  * parley_node_free and then runs the loop until it has no handles left. */

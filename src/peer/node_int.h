@@ -88,7 +88,9 @@ struct route {
   int denied;              /* the index refused the WATCH: a private topic
                               we are not a member of */
   struct parley_map subs;  /* pk -> struct rpeer* */
-  struct waiting_pub *waiting; /* publishes waiting for the first list */
+  struct waiting_pub *waiting; /* publishes waiting for the first list,
+                                  oldest first (released in that order) */
+  struct waiting_pub **waiting_tail; /* &last->next; NULL: empty list */
   uint64_t watch_sent_ms;
 };
 
@@ -114,6 +116,8 @@ struct ackwait {
   struct ackwait *prev, *next;
   struct parley_node *node;
   struct parley_http_req *req; /* NULL once the client went away */
+  parley_node_pub_cb cb;       /* or a library caller's callback */
+  void *cb_ctx;
   char channel[CHANNEL_MAX];
   uint64_t seq;
   char id[MSG_ID_HEX];
@@ -136,6 +140,8 @@ enum { MODE_ASYNC = 0, MODE_ACK = 1, MODE_SYNC = 2 };
 struct waiting_pub {
   struct waiting_pub *next;
   struct parley_http_req *req;
+  parley_node_pub_cb cb;       /* or a library caller's callback */
+  void *cb_ctx;
   char channel[CHANNEL_MAX];
   uint8_t *body;
   size_t body_len;
@@ -241,6 +247,8 @@ struct parley_node {
   uv_timer_t outbox_timer, maint_timer, report_timer;
   struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
   struct parley_map ptopics;     /* topic -> struct ptopic* (ptopic.c) */
+  void (*app_cb)(void *ctx, const struct parley_msg *m); /* embed.c */
+  void *app_ctx;
   struct ptopic_op *ptopic_ops;  /* owner actions under way (ptopic.c) */
   struct parley_sync *sync;           /* sync.c; NULL when not running */
   struct trust_pin *pins;             /* trust.c: pinned keys */
@@ -260,6 +268,15 @@ struct trust_pin {
 
 /* node.c */
 int parley__node_tx(struct parley_node *n);
+/* The local half of (un)subscribing: stored (persists across restarts),
+ * remembered, anti-entropy and private-topic state told; the caller then
+ * asks the index.  Errors: PARLEY_ELIMIT (max_subs), PARLEY_ENOTFOUND
+ * (unsubscribe of a topic not subscribed), store errors. */
+int parley__subscribe_local(struct parley_node *n, const char *topic,
+                            int subscribe);
+/* A message this node just stored or received: to the API's live streams
+ * and the embedding application's callback (embed.c). */
+void parley__deliver_app(struct parley_node *n, const struct parley_msg *m);
 struct rpeer *parley__node_peer(struct parley_node *n, const uint8_t pk[32],
                                 int create);
 void parley__msg_id(const uint8_t pk[32], const char *channel, uint64_t seq,
@@ -284,6 +301,12 @@ void parley__ic_lookup(struct parley_node *n, struct rpeer *p);
 /* delivery.c */
 void parley__peer_link_cbs(struct parley_link_cbs *cbs);
 void parley__deliver_route_ready(struct parley_node *n, struct route *r);
+/* As parley__publish for a library caller: cb ends it (node.h), called
+ * before parley__publish_cb returns only when it returns 0. */
+int parley__publish_cb(struct parley_node *n, const char *channel,
+                       const uint8_t *body, size_t len, uint32_t flags,
+                       int ack_mode, uint64_t timeout_ms,
+                       parley_node_pub_cb cb, void *ctx);
 int parley__publish(struct parley_node *n, struct parley_http_req *req,
                     const char *channel, const uint8_t *body, size_t len,
                     uint32_t flags, int ack_mode, uint64_t timeout_ms);

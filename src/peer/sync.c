@@ -785,7 +785,7 @@ static int store_batch(struct parley_node *n, struct session *s,
       return rc;
     n->m.sync_messages++;
     s->stored++;
-    parley__api_stream_msg(n, &m);
+    parley__deliver_app(n, &m);
   }
   memset(&cp, 0, sizeof cp);
   cp.publisher = b->publisher;
