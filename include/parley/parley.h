@@ -109,6 +109,20 @@ int parley_publish(struct parley *p, const char *topic, const void *body,
                    size_t len, enum parley_mode mode, uint64_t timeout_ms,
                    parley_publish_cb cb, void *ctx);
 
+/* Topics without history: keep = 0 makes this peer neither store the
+ * topic's messages nor wait for them to be stored: publishing is
+ * fire-and-forget only (ACK and SYNC are refused) and received messages go
+ * to the message callback (and the API's live streams) only.  Set it on
+ * every peer that publishes or subscribes to the topic; it persists across
+ * restarts.  keep = 1 (the default) stores everything. */
+int parley_set_history(struct parley *p, const char *topic, int keep);
+
+/* Bytes queued on this peer's links, not yet written to the network.  A
+ * publisher that produces faster than the network drains can wait (run
+ * the loop) while it is high: fire-and-forget messages over a link's limit
+ * are dropped and counted (parley_backpressure_total). */
+size_t parley_backlog(const struct parley *p);
+
 /* A short English description of an error code. */
 const char *parley_errstr(int rc);
 

@@ -1063,6 +1063,34 @@ static void api_topics(struct parley_node *n, struct parley_http_req *r) {
   api_list(n, r, PARLEY_FRAME_LIST_TOPICS);
 }
 
+/* POST /v1/history {"topic","keep"}: a topic without history (keep false)
+ * is neither stored nor acknowledged as stored on this peer. */
+static void api_history(struct parley_node *n, struct parley_http_req *r) {
+  json_t *o = parse_body(r), *keep;
+  const char *topic;
+  int rc;
+
+  if (o == NULL)
+    return;
+  topic = json_string_value(json_object_get(o, "topic"));
+  keep = json_object_get(o, "keep");
+  if (topic == NULL || !json_is_boolean(keep)) {
+    json_decref(o);
+    parley__api_error(r, 400, PARLEY_EINVAL,
+                      "want {\"topic\": NAME, \"keep\": true|false}");
+    return;
+  }
+  rc = parley__topic_history(n, topic, json_is_true(keep));
+  if (rc < 0)
+    parley__api_error(r, status_for(rc), rc,
+                      rc == PARLEY_EINVAL ? "bad topic name"
+                                          : parley_strerror(rc));
+  else
+    respond_json(r, 200, json_pack("{s:s, s:b}", "topic", topic, "history",
+                                   json_is_true(keep)));
+  json_decref(o);
+}
+
 static const struct route_entry routes[] = {
     {"GET", "/v1/status", api_status},
     {"GET", "/v1/id", api_id},
@@ -1085,6 +1113,7 @@ static const struct route_entry routes[] = {
     {"POST", "/v1/private/revoke", parley__api_private},
     {"POST", "/v1/private/rotate", parley__api_private},
     {"GET", "/v1/private", parley__api_private},
+    {"POST", "/v1/history", api_history},
 };
 
 void parley__api_handler(void *ctx, struct parley_http_req *r) {

@@ -214,6 +214,24 @@ static void ackwait_free(struct ackwait *w) {
   parley_free(w);
 }
 
+static struct ackwait *ackwait_new(uint32_t nrcpt) {
+  struct ackwait *w = parley_calloc(1, sizeof *w);
+  size_t k = nrcpt ? nrcpt : 1;
+
+  if (w == NULL)
+    return NULL;
+  w->subs = parley_calloc(k, 32);
+  w->acked = parley_calloc(k, 1);
+  w->refused = parley_calloc(k, 1);
+  w->status = parley_calloc(k, sizeof *w->status);
+  w->lat_ms = parley_calloc(k, sizeof *w->lat_ms);
+  if (!w->subs || !w->acked || !w->refused || !w->status || !w->lat_ms) {
+    ackwait_free(w);
+    return NULL;
+  }
+  return w;
+}
+
 static void ackwait_unlink(struct parley_node *n, struct ackwait *w) {
   if (w->prev)
     w->prev->next = w->next;
@@ -281,18 +299,9 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
 
   if (ack_mode && n->outbox_depth + nrcpt > n->cfg.max_outbox)
     return PARLEY_ELIMIT;
-  w = parley_calloc(1, sizeof *w);
+  w = ackwait_new(nrcpt);
   if (w == NULL)
     return PARLEY_ENOMEM;
-  w->subs = parley_calloc(nrcpt ? nrcpt : 1, 32);
-  w->acked = parley_calloc(nrcpt ? nrcpt : 1, 1);
-  w->refused = parley_calloc(nrcpt ? nrcpt : 1, 1);
-  w->status = parley_calloc(nrcpt ? nrcpt : 1, sizeof *w->status);
-  w->lat_ms = parley_calloc(nrcpt ? nrcpt : 1, sizeof *w->lat_ms);
-  if (!w->subs || !w->acked || !w->refused || !w->status || !w->lat_ms) {
-    ackwait_free(w);
-    return PARLEY_ENOMEM;
-  }
   /* Sequence number and chain value move together, in this turn's
    * transaction: head (seq - 1, h) -> (seq, next(h, digest)). */
   rc = parley__node_tx(n);
@@ -436,16 +445,126 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   return 1;
 }
 
+/* Queues a copy of m (one allocation: the entry, the message, its body)
+ * for when p's link opens. */
+static int pending_copy(struct rpeer *p, const struct parley_msg *m) {
+  struct pending_msg *pm =
+      parley_calloc(1, sizeof *pm + sizeof *pm->copy + m->body_len + 1);
+  uint8_t *body;
+
+  if (pm == NULL)
+    return PARLEY_ENOMEM;
+  pm->copy = (struct parley_msg *)(pm + 1);
+  body = (uint8_t *)(pm->copy + 1);
+  memcpy(body, m->body, m->body_len);
+  *pm->copy = *m;
+  snprintf(pm->channel, sizeof pm->channel, "%s", m->channel);
+  pm->copy->channel = pm->channel;
+  pm->copy->body = body;
+  pm->seq = m->seq;
+  *p->pending_tail = pm;
+  p->pending_tail = &pm->next;
+  p->npending++;
+  return PARLEY_OK;
+}
+
+/* A topic without history: nothing is stored, no sequence is kept in the
+ * store, nobody is waited for.  The fan-out loop sends one frame per
+ * subscriber link (the link layer batches them into records per loop
+ * turn); the library path allocates nothing per message. */
+static int publish_ephemeral(struct parley_node *n,
+                             struct parley_http_req *req,
+                             parley_node_pub_cb cb, void *cb_ctx,
+                             struct route *r, struct nohist *h,
+                             const uint8_t *body, size_t len,
+                             uint32_t flags) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  struct parley_msg m;
+  struct ackwait *w = NULL;
+  uint8_t *env = NULL;
+  size_t env_len = 0;
+  uint32_t wire_flags = flags & PARLEY_MSG_BINARY, k = 0;
+  int64_t now = parley_now_ms();
+  uint64_t seq = h->seq + 1;
+  int rc = parley__ptopic_seal(n, r->topic, seq, (uint64_t)now, body, len,
+                               flags, &env, &env_len, &wire_flags);
+
+  if (rc < 0)
+    return rc;
+  if (req != NULL) {
+    w = ackwait_new(r->subs.count);
+    if (w == NULL) {
+      parley_free(env);
+      return PARLEY_ENOMEM;
+    }
+  }
+  h->seq = seq;
+  memset(&m, 0, sizeof m);
+  m.publisher = n->id.pk;
+  m.channel = r->topic;
+  m.channel_len = strlen(r->topic);
+  m.seq = seq;
+  m.ts_ms = now;
+  m.flags = wire_flags;
+  m.body = env != NULL ? env : body;
+  m.body_len = env != NULL ? env_len : len;
+  m.outgoing = 1;
+  parley_map_iter_init(&it, &r->subs);
+  while ((e = parley_map_iter_next(&it)) != NULL) {
+    struct rpeer *p = e->value;
+    if (p->impostor) {
+      n->m.key_changed_refused++;
+      continue;
+    }
+    if (w != NULL)
+      memcpy(w->subs[k], p->pk, 32);
+    k++;
+    rc = send_msg(n, p, &m, 0);
+    if (rc == PARLEY_ECLOSED && p->npending < MAX_PENDING_ASYNC &&
+        pending_copy(p, &m) == PARLEY_OK) {
+      parley__peer_try_dial(n, p); /* sent when the link opens */
+    } else if (rc < 0) {
+      n->m.async_dropped++;
+      p->m_dropped++;
+      if (rc == PARLEY_ECLOSED)
+        parley__peer_try_dial(n, p);
+    }
+  }
+  parley_free(env);
+  n->m.published++;
+  n->m.bytes_published += len;
+  parley__report_count(n, r->topic, 0, len, -1.0);
+  if (w != NULL) {
+    w->node = n;
+    w->req = req;
+    snprintf(w->channel, sizeof w->channel, "%s", r->topic);
+    w->seq = seq;
+    w->nsubs = k;
+    parley__msg_id(n->id.pk, r->topic, seq, w->id);
+    finish(n, w, 0);
+  } else if (cb != NULL) {
+    cb(cb_ctx, PARLEY_OK, k, 0, 0);
+  }
+  return 0;
+}
+
 static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
                             parley_node_pub_cb cb, void *cb_ctx,
                             struct route *r, const uint8_t *body, size_t len,
                             uint32_t flags, int ack_mode,
                             uint64_t timeout_ms) {
+  struct nohist *h = parley__nohist(n, r->topic, strlen(r->topic));
   struct rpeer **rcpt;
   struct parley_map_iter it;
   struct parley_map_entry *e;
   uint32_t k = 0;
   int rc;
+
+  if (h != NULL)
+    return ack_mode ? PARLEY_EINVAL
+                    : publish_ephemeral(n, req, cb, cb_ctx, r, h, body, len,
+                                        flags);
 
   rcpt = parley_calloc(r->subs.count ? r->subs.count : 1, sizeof *rcpt);
   if (rcpt == NULL)
@@ -538,6 +657,8 @@ static int publish_any(struct parley_node *n, struct parley_http_req *req,
     return PARLEY_ENOMEM;
   if (r->denied)
     return PARLEY_EDENIED; /* a private topic we are not a member of */
+  if (ack_mode && parley__nohist(n, channel, strlen(channel)) != NULL)
+    return PARLEY_EINVAL; /* no history: fire-and-forget only */
   if (r->have_list)
     return publish_to_route(n, req, cb, cb_ctx, r, body, len, flags,
                             ack_mode, timeout_ms);
@@ -844,6 +965,24 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   /* Kept so that this node can relay the message later; all zeros is
    * "no chain value". */
   m.chain = chain_is_zero(f->u.msg.chain) ? NULL : f->u.msg.chain;
+  if (!direct && parley__nohist(n, channel, ch->len) != NULL) {
+    /* No history: to the application and the live streams only.  An ACK
+     * asked for means "delivered" here; nothing is stored to deduplicate
+     * a retransmission against. */
+    n->m.received++;
+    p->m_received++;
+    n->m.bytes_received += m.body_len;
+    if (now >= m.ts_ms)
+      parley_histogram_observe(&n->m.delivery_latency,
+                               (double)(now - m.ts_ms) / 1000.0);
+    parley__report_count(n, m.channel, 1, m.body_len,
+                         now >= m.ts_ms ? (double)(now - m.ts_ms) / 1000.0
+                                        : -1.0);
+    parley__deliver_app(n, &m);
+    if (ack)
+      queue_ack(n, p->pk, f, PARLEY_OK);
+    return;
+  }
   rc = parley__node_tx(n);
   if (rc == PARLEY_OK && direct) {
     /* The recipient keeps the opened plaintext, like any messaging
@@ -1131,8 +1270,10 @@ static void send_pending(struct parley_node *n, struct rpeer *p) {
   while (p->pending) {
     struct pending_msg *pm = p->pending;
     p->pending = pm->next;
-    if (parley_store_get_message(n->store, n->id.pk, pm->channel, pm->seq,
-                                 send_pending_one, &c) < 0)
+    if (pm->copy != NULL)
+      (void)send_pending_one(&c, pm->copy);
+    else if (parley_store_get_message(n->store, n->id.pk, pm->channel,
+                                      pm->seq, send_pending_one, &c) < 0)
       n->m.async_dropped++;
     parley_free(pm);
   }

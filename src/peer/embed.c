@@ -68,6 +68,72 @@ void parley__deliver_app(struct parley_node *n, const struct parley_msg *m) {
   parley__dm_free(buf, buf_len);
 }
 
+/* ---- topics without history ------------------------------------------------ */
+
+struct nohist *parley__nohist(const struct parley_node *n, const char *topic,
+                              size_t len) {
+  if (n->nohist.count == 0)
+    return NULL;
+  return parley_map_get(&n->nohist, topic, len);
+}
+
+/* Marks topic as without history in memory.  Its sequence numbers start
+ * from the clock (microseconds), so that they keep growing across restarts
+ * without being stored. */
+static int nohist_add(struct parley_node *n, const char *topic) {
+  size_t len = strlen(topic);
+  struct nohist *h;
+
+  if (parley_map_get(&n->nohist, topic, len) != NULL)
+    return PARLEY_OK;
+  h = parley_calloc(1, sizeof *h);
+  if (h == NULL)
+    return PARLEY_ENOMEM;
+  h->seq = (uint64_t)parley_now_ms() * 1000u;
+  if (parley_map_put(&n->nohist, topic, len, h, NULL) < 0) {
+    parley_free(h);
+    return PARLEY_ENOMEM;
+  }
+  return PARLEY_OK;
+}
+
+static int load_opt(void *ctx, const char *topic, int history) {
+  return history ? PARLEY_OK : nohist_add(ctx, topic);
+}
+
+int parley__nohist_load(struct parley_node *n) {
+  return parley_store_topic_history_list(n->store, load_opt, n);
+}
+
+void parley__nohist_free(struct parley_node *n) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  parley_map_iter_init(&it, &n->nohist);
+  while ((e = parley_map_iter_next(&it)) != NULL)
+    parley_free(e->value);
+  parley_map_close(&n->nohist);
+}
+
+int parley__topic_history(struct parley_node *n, const char *topic,
+                          int keep) {
+  size_t len = strlen(topic);
+  int rc;
+
+  if (topic[0] == '@' || !parley_topic_valid(topic, len, n->cfg.max_topic))
+    return PARLEY_EINVAL;
+  rc = parley__node_tx(n);
+  if (rc == PARLEY_OK)
+    rc = parley_store_topic_history_set(n->store, topic, keep);
+  if (rc < 0)
+    return rc;
+  if (keep) {
+    parley_free(parley_map_get(&n->nohist, topic, len));
+    (void)parley_map_del(&n->nohist, topic, len);
+    return PARLEY_OK;
+  }
+  return nohist_add(n, topic);
+}
+
 /* ---- the library ---------------------------------------------------------- */
 
 int parley_open(const struct parley_options *o, struct parley **out) {
@@ -211,6 +277,26 @@ int parley_publish(struct parley *p, const char *topic, const void *body,
                           timeout_ms ? timeout_ms : 10000,
                           cb, ctx);
   return rc < 0 ? rc : PARLEY_OK;
+}
+
+int parley_set_history(struct parley *p, const char *topic, int keep) {
+  if (topic == NULL)
+    return PARLEY_EINVAL;
+  return parley__topic_history(p->n, topic, keep);
+}
+
+size_t parley_backlog(const struct parley *p) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  size_t total = 0;
+
+  parley_map_iter_init(&it, &p->n->peers);
+  while ((e = parley_map_iter_next(&it)) != NULL) {
+    struct parley_link *l = parley__peer_link(e->value);
+    if (l != NULL)
+      total += parley_link_sendq(l);
+  }
+  return total;
 }
 
 const char *parley_errstr(int rc) { return parley_strerror(rc); }

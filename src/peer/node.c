@@ -27,6 +27,7 @@ static void handle_closed(uv_handle_t *h) {
       (void)sodium_munlock(&n->id, sizeof n->id);
     parley__trust_free(n);
     parley__ptopic_free(n);
+    parley__nohist_free(n);
     parley_free(n->acks);
     parley_free(n->data_dir);
     parley_free(n->name);
@@ -388,6 +389,9 @@ static int start(struct parley_node *n, const char *pass, size_t pass_len) {
   rc = parley__ptopic_load(n);
   if (rc < 0)
     return rc;
+  rc = parley__nohist_load(n);
+  if (rc < 0)
+    return rc;
 
   memset(&nc, 0, sizeof nc);
   nc.loop = n->loop;
@@ -484,6 +488,7 @@ int parley_node_new(const struct parley_node_config *cfg,
   parley_map_init(&n->subs, 0);
   parley_map_init(&n->routes, 0);
   parley_map_init(&n->ptopics, 0);
+  parley_map_init(&n->nohist, 0);
   parley_map_init(&n->peers, randombytes_random());
   parley__peer_link_cbs(&n->peer_cbs);
   parley_histogram_init_latency(&n->m.delivery_latency);

@@ -49,6 +49,9 @@ struct pending_msg {
   struct pending_msg *next;
   char channel[CHANNEL_MAX];
   uint64_t seq;
+  /* A message of a topic without history is not in the store: it waits
+   * here as a copy (body follows the struct), else NULL. */
+  struct parley_msg *copy;
 };
 
 /* Another peer as this node knows it. */
@@ -247,6 +250,8 @@ struct parley_node {
   uv_timer_t outbox_timer, maint_timer, report_timer;
   struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
   struct parley_map ptopics;     /* topic -> struct ptopic* (ptopic.c) */
+  struct parley_map nohist;      /* topic -> struct nohist*: topics
+                                    without history (embed.c) */
   void (*app_cb)(void *ctx, const struct parley_msg *m); /* embed.c */
   void *app_ctx;
   struct ptopic_op *ptopic_ops;  /* owner actions under way (ptopic.c) */
@@ -274,6 +279,21 @@ int parley__node_tx(struct parley_node *n);
  * (unsubscribe of a topic not subscribed), store errors. */
 int parley__subscribe_local(struct parley_node *n, const char *topic,
                             int subscribe);
+/* A topic without history: its messages are not stored on either side,
+ * only handed to links and to the application; seq is counted here. */
+struct nohist {
+  uint64_t seq;
+};
+/* Sets whether topic keeps history (stored in the store, kept across
+ * restarts).  PARLEY_EINVAL for a bad topic. */
+int parley__topic_history(struct parley_node *n, const char *topic,
+                          int keep);
+/* The record of a topic without history, or NULL (it keeps history). */
+struct nohist *parley__nohist(const struct parley_node *n,
+                              const char *topic, size_t len);
+int parley__nohist_load(struct parley_node *n);
+void parley__nohist_free(struct parley_node *n);
+
 /* A message this node just stored or received: to the API's live streams
  * and the embedding application's callback (embed.c). */
 void parley__deliver_app(struct parley_node *n, const struct parley_msg *m);

@@ -193,6 +193,14 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (topic, epoch)\n"
     ") WITHOUT ROWID;\n"
     "PRAGMA user_version = 4;\n",
+    /* 5: per-topic options.  history = 0 marks a topic without history:
+     * its messages are neither stored nor acknowledged as stored, only
+     * handed to the application (fire-and-forget fan-out). */
+    "CREATE TABLE topic_opts (\n"
+    "  topic TEXT PRIMARY KEY CHECK (length(topic) > 0),\n"
+    "  history INTEGER NOT NULL CHECK (history IN (0, 1))\n"
+    ") WITHOUT ROWID;\n"
+    "PRAGMA user_version = 5;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))

@@ -355,6 +355,20 @@ PARLEY_NODISCARD int parley_store_topic_key_list(struct parley_store *s,
                                                  void *ctx)
     PARLEY_NONNULL(1, 2);
 
+/* Per-topic options (schema v5): whether a topic keeps history (1, the
+ * default for topics never set) or not (0).  set: topic 1..PARLEY_MAX_TOPIC
+ * bytes (PARLEY_EINVAL otherwise).  list: every topic set, in name order;
+ * cb returning non-zero stops the walk (that value is returned). */
+PARLEY_NODISCARD int parley_store_topic_history_set(struct parley_store *s,
+                                                    const char *topic,
+                                                    int keep)
+    PARLEY_NONNULL(1, 2);
+typedef int (*parley_store_topic_opt_cb)(void *ctx, const char *topic,
+                                         int history);
+PARLEY_NODISCARD int parley_store_topic_history_list(
+    struct parley_store *s, parley_store_topic_opt_cb cb, void *ctx)
+    PARLEY_NONNULL(1, 2);
+
 /* Calls cb for every pin, oldest first; cb returning non-zero stops the
  * walk (that value is returned). */
 PARLEY_NODISCARD int parley_store_pin_list(struct parley_store *s,

@@ -132,7 +132,10 @@
               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic, epoch)"            \
               " DO UPDATE SET blob = excluded.blob, stored = excluded.stored") \
   X(TKEY_LIST, "SELECT topic, epoch, blob FROM topic_keys"                     \
-               " ORDER BY topic, epoch")
+               " ORDER BY topic, epoch")                                       \
+  X(TOPT_PUT, "INSERT INTO topic_opts (topic, history) VALUES (?1, ?2)"        \
+              " ON CONFLICT (topic) DO UPDATE SET history = excluded.history") \
+  X(TOPT_LIST, "SELECT topic, history FROM topic_opts ORDER BY topic")
 
 enum store_stmt {
 #define STORE_STMT_ENUM(name, sql) ST_##name,

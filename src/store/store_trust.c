@@ -270,3 +270,52 @@ int parley_store_topic_key_list(struct parley_store *s,
   parley__store_run_end(&r);
   return rc;
 }
+
+/* ---- Per-topic options (schema v5) ------------------------------------------ */
+
+int parley_store_topic_history_set(struct parley_store *s, const char *topic,
+                                   int keep) {
+  size_t tl = strlen(topic);
+  struct store_run r;
+  int src = SQLITE_OK, rc;
+
+  if (tl == 0 || tl > PARLEY_MAX_TOPIC)
+    return parley__store_fail(s, PARLEY_EINVAL, "topic_history_set",
+                              "bad topic");
+  rc = parley__store_run_start(s, s->stmt[ST_TOPT_PUT], &r);
+  if (rc < 0)
+    return rc;
+  src = bind_text(src, r.st, 1, topic, tl);
+  src = bind_i64(src, r.st, 2, keep ? 1 : 0);
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, "topic_history_set");
+  else
+    rc = parley__store_exec(s, &r, "topic_history_set", NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
+int parley_store_topic_history_list(struct parley_store *s,
+                                    parley_store_topic_opt_cb cb, void *ctx) {
+  struct store_run r;
+  int src, rc;
+
+  rc = parley__store_run_start(s, s->stmt[ST_TOPT_LIST], &r);
+  if (rc < 0)
+    return rc;
+  while ((src = sqlite3_step(r.st)) == SQLITE_ROW) {
+    const char *topic = text_col(r.st, 0);
+    if (topic[0] == '\0') {
+      rc = parley__store_fail(s, PARLEY_ESTORE, "topic_history_list",
+                              "bad row");
+      break;
+    }
+    rc = cb(ctx, topic, sqlite3_column_int(r.st, 1) != 0);
+    if (rc != 0)
+      break;
+  }
+  if (rc == PARLEY_OK && src != SQLITE_DONE && src != SQLITE_ROW)
+    rc = parley__store_fail_sql(s, src, "topic_history_list");
+  parley__store_run_end(&r);
+  return rc;
+}

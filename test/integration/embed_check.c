@@ -28,6 +28,7 @@ struct state {
   int sub_sent;      /* the subscribe made once registered */
   int got_text;      /* messages of the async run, in order */
   int got_binary;
+  int got_ticks;     /* messages on the topic without history */
   int ack_status;    /* 1 + status of the acked publish */
   unsigned ack_subs, ack_acked;
   int empty_status;  /* 1 + status of the publish nobody hears */
@@ -46,6 +47,13 @@ static void on_message(void *ctx, const struct parley_message *m) {
   struct state *s = ctx;
   char want[64];
 
+  if (m->topic != NULL && strcmp(m->topic, "ticks") == 0) {
+    snprintf(want, sizeof want, "tick %d", s->got_ticks);
+    if (m->len != strlen(want) || memcmp(m->body, want, m->len) != 0)
+      s->failures++;
+    s->got_ticks++;
+    return;
+  }
   if (m->topic == NULL || strcmp(m->topic, "embed") != 0) {
     check(s, 0, "message on the subscribed topic only");
     return;
@@ -113,6 +121,13 @@ static void on_tick(uv_timer_t *t) {
       /* Again, now that the index answers (idempotent there). */
       s->sub_sent = 1;
       s->sub_status = 0;
+      check(s, parley_set_history(s->a, "ticks", 0) == 0 &&
+                   parley_set_history(s->b, "ticks", 0) == 0,
+            "history off for ticks");
+      check(s, parley_set_history(s->a, "@x", 0) < 0,
+            "history of a direct channel refused");
+      check(s, parley_subscribe(s->b, "ticks", NULL, NULL) == 0,
+            "subscribe to ticks");
       check(s, parley_subscribe(s->b, "embed", on_sub, s) == 0,
             "subscribe again once registered");
       return;
@@ -138,13 +153,24 @@ static void on_tick(uv_timer_t *t) {
     check(s, parley_publish(s->a, "", "x", 1, PARLEY_MODE_ASYNC, 0, NULL,
                             NULL) < 0,
           "empty topic refused");
+    for (int i = 0; i < N_ASYNC; i++) {
+      snprintf(text, sizeof text, "tick %d", i);
+      if (parley_publish(s->a, "ticks", text, strlen(text),
+                         PARLEY_MODE_ASYNC, 0, NULL, NULL) != 0)
+        s->failures++;
+    }
+    check(s, parley_publish(s->a, "ticks", "x", 1, PARLEY_MODE_ACK, 0, NULL,
+                            NULL) < 0,
+          "acknowledged publish refused on a topic without history");
     s->stage = 1;
     return;
   case 1:
     if (s->got_text < N_ASYNC || s->got_binary < 1 || s->ack_status == 0 ||
-        s->empty_status == 0)
+        s->empty_status == 0 || s->got_ticks < N_ASYNC)
       return;
     check(s, s->got_text == N_ASYNC, "every async message, in order");
+    check(s, s->got_ticks == N_ASYNC,
+          "every message without history, in order");
     check(s, s->ack_status == 1 && s->ack_subs == 1 && s->ack_acked == 1,
           "acked publish: one subscriber, acknowledged");
     check(s, s->empty_status == 1 && s->empty_subs == 0,
@@ -160,10 +186,10 @@ static void on_tick(uv_timer_t *t) {
 
 static void on_deadline(uv_timer_t *t) {
   struct state *s = t->data;
-  printf("FAIL timed out at stage %d (text %d/%d, binary %d, ack %d, "
-         "empty %d)\n",
-         s->stage, s->got_text, N_ASYNC, s->got_binary, s->ack_status,
-         s->empty_status);
+  printf("FAIL timed out at stage %d (text %d/%d, ticks %d, binary %d, "
+         "ack %d, empty %d)\n",
+         s->stage, s->got_text, N_ASYNC, s->got_ticks, s->got_binary,
+         s->ack_status, s->empty_status);
   s->failures++;
   finish(s);
 }

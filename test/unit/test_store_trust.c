@@ -172,7 +172,7 @@ static void test_replay_windows(void **state) {
   /* Kept across a reopen. */
   parley_store_close(f->s);
   assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(f->s), 4);
+  assert_int_equal(parley_store_schema_version(f->s), 5);
   assert_int_equal(parley_store_replay_get(f->s, a, "@x", &top, &seen),
                    PARLEY_OK);
   assert_int_equal(top, 71);
@@ -314,6 +314,54 @@ static void test_topic_keys(void **state) {
   assert_int_equal(t.len[2], 200);
 }
 
+struct topts {
+  int n;
+  char topic[4][16];
+  int history[4];
+};
+
+static int topt_seen(void *ctx, const char *topic, int history) {
+  struct topts *t = ctx;
+  if (t->n >= 4)
+    return 1;
+  snprintf(t->topic[t->n], sizeof t->topic[0], "%s", topic);
+  t->history[t->n] = history;
+  t->n++;
+  return 0;
+}
+
+static void test_topic_history(void **state) {
+  struct fx *f = *state;
+  struct topts t;
+
+  assert_int_equal(parley_store_topic_history_set(f->s, "ticks", 0),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_topic_history_set(f->s, "audit", 1),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_topic_history_set(f->s, "ticks", 0),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_topic_history_set(f->s, "audit", 0),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_topic_history_set(f->s, "", 0),
+                   PARLEY_EINVAL);
+  parley_store_close(f->s);
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  memset(&t, 0, sizeof t);
+  assert_int_equal(parley_store_topic_history_list(f->s, topt_seen, &t),
+                   PARLEY_OK);
+  assert_int_equal(t.n, 2);
+  assert_string_equal(t.topic[0], "audit");
+  assert_int_equal(t.history[0], 0);
+  assert_string_equal(t.topic[1], "ticks");
+  assert_int_equal(t.history[1], 0);
+  assert_int_equal(parley_store_topic_history_set(f->s, "ticks", 1),
+                   PARLEY_OK);
+  memset(&t, 0, sizeof t);
+  assert_int_equal(parley_store_topic_history_list(f->s, topt_seen, &t),
+                   PARLEY_OK);
+  assert_int_equal(t.history[1], 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
@@ -321,6 +369,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_outbox_by_recipient, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_topic_keys, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_topic_history, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,14 +95,18 @@ static const struct parley_cli_cmd_def cmds[PARLEY_CLI_CMD_COUNT] = {
      NULL, 0, 1, 1},
     {PARLEY_CLI_CMD_TRUSTED, "trusted", "",
      "list pinned keys (id, name, address, since)", NULL, F(JSON), 0, 0},
-    {PARLEY_CLI_CMD_TOPIC, "topic", "ACTION NAME [PEER_ID]",
-     "manage a private topic: create, grant, revoke, rotate, members",
+    {PARLEY_CLI_CMD_TOPIC, "topic", "ACTION NAME [PEER_ID | on|off]",
+     "private topics (create, grant, revoke, rotate, members) and history",
      "  create NAME --private   make NAME private, with you as its owner\n"
      "  grant NAME PEER_ID      add a member (owner only)\n"
      "  revoke NAME PEER_ID     remove a member; the topic key is rotated,\n"
      "                          so it cannot read anything published later\n"
      "  rotate NAME             new topic key for the same members\n"
      "  members NAME            owner, key epoch and members (members only)\n"
+     "  history NAME on|off     off: this peer neither stores the topic's\n"
+     "                          messages nor acknowledges them as stored\n"
+     "                          (fire-and-forget fan-out; set it on every\n"
+     "                          peer of the topic)\n"
      "Messages on a private topic are encrypted end to end under the topic\n"
      "key; the index enforces who may subscribe and publish.",
      F(JSON) | F(PRIVATE), 2, 3},

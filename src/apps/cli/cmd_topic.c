@@ -59,6 +59,39 @@ static int print_topic(const json_t *o, const char *action,
                              : out_rc(PARLEY_EIO);
 }
 
+/* topic history NAME on|off */
+static int history(struct parley_cli_ctx *ctx, const char *topic) {
+  const struct parley_cli_args *a = ctx->args;
+  json_t *body, *res = NULL;
+  int rc = parley_cli_check_topic(topic), keep;
+
+  if (rc != PARLEY_CLI_EXIT_OK)
+    return rc;
+  if (a->npos != 3 || a->set[PARLEY_CLI_F_PRIVATE] ||
+      (strcmp(a->pos[2], "on") != 0 && strcmp(a->pos[2], "off") != 0))
+    return parley_cli_fail(PARLEY_CLI_EXIT_USAGE,
+                           "topic history NAME on|off");
+  keep = strcmp(a->pos[2], "on") == 0;
+  rc = parley_cli_connect(ctx);
+  if (rc != PARLEY_CLI_EXIT_OK)
+    return rc;
+  body = json_pack("{s:s, s:b}", "topic", topic, "keep", keep);
+  if (body == NULL)
+    return parley_cli_fail(PARLEY_CLI_EXIT_DAEMON, "out of memory");
+  rc = parley_cli_post_object(ctx, "/v1/history", body, &res);
+  json_decref(body);
+  if (rc != PARLEY_CLI_EXIT_OK)
+    return rc;
+  if (a->set[PARLEY_CLI_F_JSON])
+    rc = out_rc(parley_cli_print_json(stdout, res));
+  else
+    rc = out_rc(printf("%s: history %s\n", topic, keep ? "kept" : "off") < 0
+                    ? PARLEY_EIO
+                    : PARLEY_OK);
+  json_decref(res);
+  return rc;
+}
+
 int parley_cli_cmd_topic(struct parley_cli_ctx *ctx) {
   const struct parley_cli_args *a = ctx->args;
   const char *action = a->pos[0], *topic = a->pos[1];
@@ -66,12 +99,14 @@ int parley_cli_cmd_topic(struct parley_cli_ctx *ctx) {
   int needs_peer, rc;
   json_t *body = NULL, *res = NULL;
 
+  if (strcmp(action, "history") == 0)
+    return history(ctx, topic);
   needs_peer = strcmp(action, "grant") == 0 || strcmp(action, "revoke") == 0;
   if (!needs_peer && strcmp(action, "create") != 0 &&
       strcmp(action, "rotate") != 0 && strcmp(action, "members") != 0)
     return parley_cli_fail(PARLEY_CLI_EXIT_USAGE,
                            "unknown topic action '%.40s' (create, grant, "
-                           "revoke, rotate, members)",
+                           "revoke, rotate, members, history)",
                            action);
   rc = parley_cli_check_topic(topic);
   if (rc != PARLEY_CLI_EXIT_OK)
