@@ -47,6 +47,10 @@ struct parley_options {
   const char *listen;   /* peer links, NULL = 127.0.0.1, any port */
   const char *api;      /* local HTTP API, NULL = 127.0.0.1, any port */
   uint32_t max_message; /* bytes, 0 = the default (1 MiB) */
+  /* Abuse resistance: messages one peer may send this one per second
+   * before they are refused (acked: retried later; fire-and-forget:
+   * dropped and counted).  0 = the default (10 000). */
+  uint32_t peer_rate;
 };
 
 /* A received message.  Everything is borrowed for the callback's

@@ -152,6 +152,7 @@ int parley_open(const struct parley_options *o, struct parley **out) {
   cfg.listen = o->listen;
   cfg.api = o->api;
   cfg.max_message = o->max_message;
+  cfg.peer_rate = o->peer_rate;
   list = parley_strdup(o->index);
   if (list == NULL)
     return PARLEY_ENOMEM;
