@@ -232,7 +232,22 @@ static struct ackwait *ackwait_new(uint32_t nrcpt) {
   return w;
 }
 
+/* The key of an ackwait in n->ackwait_by: seq (8 bytes) then the channel.
+ * Returns its length. */
+static size_t ackwait_key(const char *channel, uint64_t seq,
+                          uint8_t key[8 + CHANNEL_MAX]) {
+  size_t len = strlen(channel);
+  memcpy(key, &seq, 8);
+  memcpy(key + 8, channel, len);
+  return 8 + len;
+}
+
 static void ackwait_unlink(struct parley_node *n, struct ackwait *w) {
+  uint8_t key[8 + CHANNEL_MAX];
+  size_t klen = ackwait_key(w->channel, w->seq, key);
+
+  if (parley_map_get(&n->ackwait_by, key, klen) == w)
+    (void)parley_map_del(&n->ackwait_by, key, klen);
   if (w->prev)
     w->prev->next = w->next;
   else if (n->ackwaits == w)
@@ -288,7 +303,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   struct parley_msg m;
   struct parley_chain_msg cm;
   struct ackwait *w;
-  int64_t rowid = 0, now = parley_now_ms();
+  int64_t rowid = 0, now = parley__turn_wall_ms(n);
   uint64_t seq = 0;
   const uint8_t *wire_body = body;
   size_t wire_len = len, env_len = 0;
@@ -436,6 +451,17 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
     finish(n, w, 0);
     return 0;
   }
+  {
+    uint8_t key[8 + CHANNEL_MAX];
+    size_t klen = ackwait_key(w->channel, w->seq, key);
+    /* Out of memory here only costs the answer: on_ack then finds
+     * nothing and the publish ends at its deadline; the deliveries stay
+     * in the outbox and are retried as usual. */
+    if (parley_map_put(&n->ackwait_by, key, klen, w, NULL) < 0)
+      PARLEY_LOG(&n->log, PARLEY_LOG_WARN,
+                 "out of memory: %s#%llu will be answered at its deadline",
+                 w->channel, (unsigned long long)w->seq);
+  }
   w->next = n->ackwaits;
   if (n->ackwaits)
     n->ackwaits->prev = w;
@@ -485,7 +511,7 @@ static int publish_ephemeral(struct parley_node *n,
   uint8_t *env = NULL;
   size_t env_len = 0;
   uint32_t wire_flags = flags & PARLEY_MSG_BINARY, k = 0;
-  int64_t now = parley_now_ms();
+  int64_t now = parley__turn_wall_ms(n);
   uint64_t seq = h->seq + 1;
   int rc = parley__ptopic_seal(n, r->topic, seq, (uint64_t)now, body, len,
                                flags, &env, &env_len, &wire_flags);
@@ -788,7 +814,7 @@ static int chain_is_zero(const uint8_t *c) {
 /* Takes one message's token from p's bucket (cfg.peer_rate a second, at
  * most cfg.peer_burst saved up); 0 when it is empty. */
 static int rate_take(struct parley_node *n, struct rpeer *p) {
-  uint64_t now = parley_mono_ms();
+  uint64_t now = parley__turn_mono_ms(n);
   uint64_t cap = (uint64_t)n->cfg.peer_burst * 1000u;
 
   if (p->rl_refill_ms == 0) {
@@ -949,7 +975,7 @@ static void on_msg(struct parley_node *n, struct plink *pl,
     return;
   }
 
-  now = parley_now_ms();
+  now = parley__turn_wall_ms(n);
   memset(&m, 0, sizeof m);
   m.publisher = f->u.msg.publisher;
   m.channel = channel;
@@ -1087,9 +1113,12 @@ static void on_ack(struct parley_node *n, struct plink *pl,
     PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "%s refused %s#%llu: %s", p->id,
                channel, (unsigned long long)f->u.ack.seq,
                parley_strerror(status));
-  for (struct ackwait *w = n->ackwaits; w; w = w->next) {
-    if (w->seq != f->u.ack.seq || strcmp(w->channel, channel) != 0)
-      continue;
+  {
+    uint8_t key[8 + CHANNEL_MAX];
+    struct ackwait *w = parley_map_get(
+        &n->ackwait_by, key, ackwait_key(channel, f->u.ack.seq, key));
+    if (w == NULL)
+      return;
     for (uint32_t i = 0; i < w->nsubs; i++) {
       if (w->acked[i] || memcmp(w->subs[i], p->pk, 32) != 0)
         continue;
@@ -1104,7 +1133,6 @@ static void on_ack(struct parley_node *n, struct plink *pl,
       ackwait_unlink(n, w);
       finish(n, w, 0);
     }
-    break;
   }
 }
 

@@ -47,6 +47,11 @@ int parley__node_tx(struct parley_node *n) {
   return parley_store_begin(n->store);
 }
 
+void parley__clock_sync(struct parley_node *n) {
+  uv_update_time(n->loop);
+  n->wall_off_ms = parley_now_ms() - (int64_t)uv_now(n->loop);
+}
+
 int parley__subscribe_local(struct parley_node *n, const char *topic,
                             int subscribe) {
   size_t len = strlen(topic);
@@ -421,6 +426,7 @@ static int start(struct parley_node *n, const char *pass, size_t pass_len) {
   }
   uv_timer_start(&n->outbox_timer, parley__outbox_timer_cb, OUTBOX_TICK_MS,
                  OUTBOX_TICK_MS);
+  parley__clock_sync(n);
   uv_timer_start(&n->maint_timer, maint_cb, MAINT_TICK_MS, MAINT_TICK_MS);
   parley__sync_start(n);
   parley__report_start(n);
@@ -442,6 +448,7 @@ static void maint_cb(uv_timer_t *t) {
   uint64_t dropped = 0;
   int rc;
 
+  parley__clock_sync(n); /* follows clock adjustments */
   parley__api_keepalive(n);
   if (parley__node_tx(n) < 0)
     return;
@@ -489,6 +496,7 @@ int parley_node_new(const struct parley_node_config *cfg,
   parley_map_init(&n->routes, 0);
   parley_map_init(&n->ptopics, 0);
   parley_map_init(&n->nohist, 0);
+  parley_map_init(&n->ackwait_by, randombytes_random());
   parley_map_init(&n->peers, randombytes_random());
   parley__peer_link_cbs(&n->peer_cbs);
   parley_histogram_init_latency(&n->m.delivery_latency);
@@ -543,6 +551,7 @@ void parley_node_free(struct parley_node *n) {
   }
   parley_map_close(&n->routes);
   parley_map_close(&n->subs);
+  parley_map_close(&n->ackwait_by);
   parley__report_free(n);
   parley_http_free(n->http);
   n->http = NULL;

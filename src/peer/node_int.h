@@ -242,6 +242,7 @@ struct parley_node {
   struct parley_map peers;  /* pk -> struct rpeer* */
 
   struct ackwait *ackwaits;
+  struct parley_map ackwait_by; /* seq || channel -> struct ackwait* */
   struct streamer *streamers;
   struct ack_out *acks;
   size_t nacks, cap_acks;
@@ -250,6 +251,8 @@ struct parley_node {
   uv_timer_t outbox_timer, maint_timer, report_timer;
   struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
   struct parley_map ptopics;     /* topic -> struct ptopic* (ptopic.c) */
+  int64_t wall_off_ms;           /* parley_now_ms() - uv_now(): the hot
+                                    path reads the clock once per turn */
   struct parley_map nohist;      /* topic -> struct nohist*: topics
                                     without history (embed.c) */
   void (*app_cb)(void *ctx, const struct parley_msg *m); /* embed.c */
@@ -272,6 +275,16 @@ struct trust_pin {
 };
 
 /* node.c */
+/* The wall clock (Unix ms) and the monotonic clock (ms) as of the start of
+ * this loop turn: one clock read per turn instead of one per message.  The
+ * offset between the two is refreshed every few seconds. */
+static inline int64_t parley__turn_wall_ms(const struct parley_node *n) {
+  return (int64_t)uv_now(n->loop) + n->wall_off_ms;
+}
+static inline uint64_t parley__turn_mono_ms(const struct parley_node *n) {
+  return uv_now(n->loop);
+}
+void parley__clock_sync(struct parley_node *n);
 int parley__node_tx(struct parley_node *n);
 /* The local half of (un)subscribing: stored (persists across restarts),
  * remembered, anti-entropy and private-topic state told; the caller then
