@@ -54,7 +54,7 @@ struct flags {
   uint64_t sub_burst, sub_rate;
   uint64_t token_burst, token_every_ms, token_strikes, token_ban_ms;
   uint64_t max_headers, auth_reload_ms, auth_leeway_s;
-  const char *web, *alerts, *webhook, *webhook_secret;
+  const char *web, *alerts, *webhook, *webhook_secret, *webhook_ca;
   uint64_t webhook_attempts, webhook_retry_ms;
 };
 
@@ -158,8 +158,8 @@ static const struct parley_opt options[] = {
      "docs/internals/DASHBOARD.md)",
      F(alerts)},
     {"webhook", PARLEY_OPT_STR, 0, 0, 0, NULL, "URL",
-     "POST firing and resolved alerts to this http:// URL (repeatable, up "
-     "to 8)",
+     "POST firing and resolved alerts to this http:// or https:// URL "
+     "(repeatable, up to 8)",
      F(webhook)},
     {"webhook-secret", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",
      "sign webhook bodies with this secret (X-Parley-Signature: "
@@ -171,6 +171,10 @@ static const struct parley_opt options[] = {
     {"webhook-retry", PARLEY_OPT_DURATION, 0, 10, 600000, "1s", "DURATION",
      "wait before the first retry (doubling each time, up to 60 s)",
      F(webhook_retry_ms)},
+    {"webhook-ca", PARLEY_OPT_STR, 0, 0, 0, NULL, "FILE",
+     "PEM file of the CAs trusted for https webhooks (default: the system "
+     "store)",
+     F(webhook_ca)},
 };
 #undef F
 #define NOPTS (sizeof options / sizeof options[0])
@@ -1067,6 +1071,7 @@ int main(int argc, char **argv) {
   cfg.webhook_secret_file = fl.webhook_secret;
   cfg.webhook_attempts = (unsigned)fl.webhook_attempts;
   cfg.webhook_retry_ms = (unsigned)fl.webhook_retry_ms;
+  cfg.webhook_ca_file = fl.webhook_ca;
   for (int i = 1; i < argc; i++) {
     const char *url = NULL;
     if (strcmp(argv[i], "--webhook") == 0 && i + 1 < argc)

@@ -332,6 +332,10 @@ void parley_alerts_eval(struct parley_alerts *a,
       struct parley_alert_resolved *r;
       if (on)
         break;
+      if (isnan(v) && now_ms < x->nodata_hold_ms) {
+        x->value = before; /* adopted, no figures here yet: held */
+        break;
+      }
       if (a->res_n < PARLEY_ALERTS_MAX_RESOLVED) {
         r = &a->resolved[(a->res_head + a->res_n) % PARLEY_ALERTS_MAX_RESOLVED];
         a->res_n++;
@@ -349,11 +353,47 @@ void parley_alerts_eval(struct parley_alerts *a,
       memcpy(r->summary, x->summary, sizeof r->summary);
       r->value = before;
       x->state = PARLEY_ALERT_INACTIVE;
+      x->nodata_hold_ms = 0;
       if (cb != NULL)
         cb(ctx, PARLEY_ALERT_RESOLVED, x, r);
       break;
     }
     }
+  }
+}
+
+int parley_alerts_adopt(struct parley_alerts *a, const char *name,
+                        int64_t since_ms, double value, const char *summary,
+                        int64_t hold_nodata_until_ms) {
+  for (size_t i = 0; i < a->n; i++) {
+    struct parley_alert *x = &a->v[i];
+    if (strcmp(x->rule.name, name) != 0)
+      continue;
+    if (x->state == PARLEY_ALERT_FIRING)
+      return PARLEY_OK;
+    x->state = PARLEY_ALERT_FIRING;
+    x->since_ms = since_ms;
+    x->pending_ms = since_ms - (int64_t)x->rule.for_ms;
+    x->value = value;
+    x->nodata_hold_ms = hold_nodata_until_ms;
+    set_str(x->summary, sizeof x->summary, summary);
+    return PARLEY_OK;
+  }
+  return PARLEY_ENOTFOUND;
+}
+
+void parley_alerts_reset(struct parley_alerts *a, uint32_t mask) {
+  for (size_t i = 0; i < a->n; i++) {
+    struct parley_alert *x = &a->v[i];
+    if (x->rule.metric < 0 || x->rule.metric >= 32 ||
+        !(mask & (1u << x->rule.metric)))
+      continue;
+    x->state = PARLEY_ALERT_INACTIVE;
+    x->pending_ms = 0;
+    x->since_ms = 0;
+    x->nodata_hold_ms = 0;
+    x->value = NAN;
+    x->summary[0] = '\0';
   }
 }
 

@@ -81,6 +81,8 @@ struct parley_alert {
   int64_t since_ms;   /* when it fired (FIRING) */
   double value;       /* last sampled value (NAN: no data) */
   uint64_t fired;     /* times it fired */
+  int64_t nodata_hold_ms; /* until then "no data" holds a firing alert
+                             instead of resolving it (set by adopt) */
   char summary[PARLEY_ALERT_SUMMARY_MAX + 1];
 };
 
@@ -119,6 +121,26 @@ void parley_alerts_free(struct parley_alerts *a);
 void parley_alerts_eval(struct parley_alerts *a,
                         const struct parley_alert_sample *s, int64_t now_ms,
                         parley_alert_cb cb, void *ctx) PARLEY_NONNULL(1, 2);
+
+/* Takes over an alert another index node announced (a new cluster leader
+ * adopting what the old one had firing): rule `name` becomes FIRING since
+ * since_ms with value and summary, without a callback, so that it is not
+ * announced twice and its resolution is announced by this node.  Until
+ * hold_nodata_until_ms a sample without data (NAN) holds it instead of
+ * resolving it: the new leader has no figures until the peers report to
+ * it.  A rule that is already firing is left as it is.  PARLEY_ENOTFOUND
+ * if no rule has that name. */
+PARLEY_NODISCARD int parley_alerts_adopt(struct parley_alerts *a,
+                                         const char *name, int64_t since_ms,
+                                         double value, const char *summary,
+                                         int64_t hold_nodata_until_ms)
+    PARLEY_NONNULL(1, 2, 5);
+
+/* Returns every rule whose metric's bit (1u << metric) is set in mask to
+ * INACTIVE, without callbacks (a leader that stepped down stops speaking
+ * for the cluster).  Resolved alerts are kept. */
+void parley_alerts_reset(struct parley_alerts *a, uint32_t mask)
+    PARLEY_NONNULL(1);
 
 size_t parley_alerts_count(const struct parley_alerts *a) PARLEY_NONNULL(1);
 /* Rule i's state (i < count). */

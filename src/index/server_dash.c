@@ -1,7 +1,9 @@
 /* server_dash.c — the dashboard's backend: peers' REPORTs into the model
  * (dash.h), the 1 s tick that records history, evaluates the alert rules
  * (alerts.h) and feeds the event streams, webhooks (webhook.h), and
- * GET /v1/dashboard[/stream] (docs/DASHBOARD_API.md).
+ * GET /v1/dashboard[/stream] (docs/DASHBOARD_API.md).  In a cluster the
+ * leader evaluates the rules and a follower shows the leader's figures
+ * (server_dash_fwd.c; server_dash_int.h has the design).
  * docs/internals/DASHBOARD.md, "Backend", describes the figures. */
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +19,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
-#include "index/server_int.h"
+#include "index/server_dash_int.h"
 #include "metrics/prom.h"
 #include "wire/report_wire.h"
 
@@ -29,8 +31,6 @@
 #define DASH_MAX_ANSWER (64u * 1024u * 1024u)
 #define DASH_SECRET_MAX 4096
 #define DASH_ALERTS_FILE_MAX (1024u * 1024u)
-/* Topics exported with labels on /metrics (cardinality). */
-#define DASH_METRIC_TOPICS 64
 
 /* One open GET /v1/dashboard/stream. */
 struct ix_stream {
@@ -71,6 +71,8 @@ static int dump(struct parley_buf *b, json_t *o) {
              ? PARLEY_ENOMEM
              : PARLEY_OK;
 }
+
+int parley__dash_dump(struct parley_buf *b, json_t *o) { return dump(b, o); }
 
 /* Adds v to o under key (v is stolen; NULL marks the build as failed). */
 static void put(json_t *o, const char *key, json_t *v, int *err) {
@@ -293,10 +295,57 @@ static void cluster_part(struct parley_index *idx, json_t *o,
   }
 }
 
+/* Which node answered, and from what (docs/DASHBOARD_API.md, "Which node
+ * answers"). */
+void parley__dash_set_served_by(struct parley_index *idx, json_t *o,
+                                const char *source, const char *notice) {
+  json_t *sb = json_object();
+  int err = 0;
+
+  if (sb == NULL)
+    return;
+  put(sb, "name", json_string(idx->name), &err);
+  put(sb, "http", str_or_null(idx->http_port ? idx->http_addr : NULL), &err);
+  put(sb, "source", json_string(source), &err);
+  put(sb, "evaluator", json_boolean(parley__dash_evaluator(idx)), &err);
+  put(sb, "notice", str_or_null(notice), &err);
+  if (idx->cons == NULL) {
+    put(sb, "node", json_integer(1), &err);
+    put(sb, "role", json_string("standalone"), &err);
+    put(sb, "leader", json_integer(1), &err);
+    put(sb, "leader_http",
+        str_or_null(idx->http_port ? idx->http_addr : NULL), &err);
+  } else {
+    struct parley_consensus_status *cs = parley_malloc(sizeof *cs);
+    if (cs != NULL) {
+      parley_consensus_status(idx->cons, cs);
+      put(sb, "node", json_integer((json_int_t)cs->id), &err);
+      put(sb, "role", json_string(parley_consensus_state_name(cs->state)),
+          &err);
+      put(sb, "leader",
+          cs->leader_id ? json_integer((json_int_t)cs->leader_id)
+                        : json_null(),
+          &err);
+      put(sb, "leader_http",
+          str_or_null(cs->leader_id && strcmp(cs->leader_http, "-") != 0
+                          ? cs->leader_http
+                          : NULL),
+          &err);
+      parley_free(cs);
+    }
+  }
+  if (json_object_set_new(o, "served_by", sb) < 0)
+    json_decref(sb);
+}
+
 /* ---- alerts ------------------------------------------------------------- */
 
+/* The figures the rules look at.  Only the evaluator (single node, or the
+ * cluster's leader, which has the peers' reports and sees every member)
+ * samples the cluster-wide ones; every node samples no_leader, which it
+ * judges alone (server_dash_int.h). */
 static void sample_alerts(struct parley_index *idx, int64_t now,
-                          struct parley_alert_sample *s) {
+                          int evaluator, struct parley_alert_sample *s) {
   struct parley_dash_now dn;
   struct cluster_view cv;
   int err = 0;
@@ -320,6 +369,12 @@ static void sample_alerts(struct parley_index *idx, int64_t now,
   if (cv.down > 0)
     snprintf(s->detail[PARLEY_ALERT_NODE_DOWN], sizeof s->detail[0],
              "(%u of %u members)", cv.down, cv.nodes);
+  if (!evaluator)
+    for (int m = 0; m < PARLEY_ALERT_NMETRICS; m++)
+      if (m != PARLEY_ALERT_NO_LEADER) {
+        s->v[m] = NAN;
+        s->detail[m][0] = '\0';
+      }
 }
 
 static json_t *alert_json(const char *status, const struct parley_alert *a,
@@ -664,30 +719,54 @@ static int resource_row(void *ctx, const struct parley_dash_peer *p) {
   return 0;
 }
 
+json_t *parley__dash_self_resource(struct parley_index *idx) {
+  json_t *self = json_object();
+  char daemon[PARLEY_MAX_NAME + 32];
+  int e = 0;
+
+  if (self == NULL)
+    return NULL;
+  if (idx->cons != NULL) {
+    /* Every member may have the same name: say which node it is. */
+    struct parley_consensus_status *cs = parley_malloc(sizeof *cs);
+    if (cs == NULL) {
+      json_decref(self);
+      return NULL;
+    }
+    parley_consensus_status(idx->cons, cs);
+    snprintf(daemon, sizeof daemon, "%s #%llu", idx->name,
+             (unsigned long long)cs->id);
+    put(self, "node", json_integer((json_int_t)cs->id), &e);
+    parley_free(cs);
+  } else {
+    snprintf(daemon, sizeof daemon, "%s", idx->name);
+  }
+  put(self, "daemon", json_string(daemon), &e);
+  put(self, "id", json_string(idx->id_text), &e);
+  put(self, "kind", json_string("index"), &e);
+  put(self, "cpu_percent", num_or_null(idx->cpu_percent), &e);
+  put(self, "rss_bytes", int_or_null(self_rss()), &e);
+  put(self, "open_fds", int_or_null(self_fds()), &e);
+  put(self, "uptime_ms",
+      json_integer((json_int_t)(uv_now(idx->loop) - idx->start_mono)), &e);
+  if (e) {
+    json_decref(self);
+    return NULL;
+  }
+  return self;
+}
+
+/* This node, the other index nodes (the leader polls them), the peers. */
 static json_t *resources_part(struct parley_index *idx, int64_t now,
                               int *err) {
   struct res_walk w = {json_array(), now, 0, err};
-  json_t *self;
-  int e = 0;
 
   if (w.arr == NULL) {
     *err = 1;
     return NULL;
   }
-  self = json_object();
-  if (self != NULL) {
-    put(self, "daemon", json_string(idx->name), &e);
-    put(self, "id", json_string(idx->id_text), &e);
-    put(self, "kind", json_string("index"), &e);
-    put(self, "cpu_percent", num_or_null(idx->cpu_percent), &e);
-    put(self, "rss_bytes", int_or_null(self_rss()), &e);
-    put(self, "open_fds", int_or_null(self_fds()), &e);
-    put(self, "uptime_ms",
-        json_integer((json_int_t)(uv_now(idx->loop) - idx->start_mono)), &e);
-  }
-  push(w.arr, self, err);
-  if (e)
-    *err = 1;
+  push(w.arr, parley__dash_self_resource(idx), err);
+  parley__dash_fwd_resources(idx, w.arr, err);
   parley_dash_foreach_peer(idx->dash, resource_row, &w);
   return w.arr;
 }
@@ -842,6 +921,55 @@ static json_t *dashboard_json(struct parley_index *idx, int coarse,
   return o;
 }
 
+/* "self" when this node's figures are the cluster's (a single node, the
+ * leader), else "local". */
+static const char *own_source(const struct parley_index *idx) {
+  return parley__dash_evaluator(idx) ? "self" : "local";
+}
+
+json_t *parley__dash_local(struct parley_index *idx, int coarse, int delta,
+                           const char *source, const char *notice) {
+  json_t *o = dashboard_json(idx, coarse, delta);
+  if (o != NULL)
+    parley__dash_set_served_by(idx, o, source, notice);
+  return o;
+}
+
+/* ?part=alerts: what a follower polls to take over the leader's alerts. */
+static json_t *alerts_only(struct parley_index *idx) {
+  int64_t now = parley_now_ms();
+  json_t *o = json_object();
+  int err = 0;
+
+  if (o == NULL)
+    return NULL;
+  put(o, "now", json_integer(now), &err);
+  put(o, "alerts", alerts_part(idx, now - 3600ll * 1000, &err), &err);
+  parley__dash_set_served_by(idx, o, "self", NULL);
+  if (err) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* ?part=self: what the leader polls from the other index nodes to list
+ * their resource use. */
+static json_t *self_only(struct parley_index *idx) {
+  json_t *o = json_object();
+  int err = 0;
+
+  if (o == NULL)
+    return NULL;
+  put(o, "now", json_integer(parley_now_ms()), &err);
+  put(o, "resource", parley__dash_self_resource(idx), &err);
+  if (err) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
 /* ---- HTTP --------------------------------------------------------------- */
 
 static void stream_unlink(struct parley_index *idx, struct ix_stream *s) {
@@ -874,44 +1002,56 @@ static int stream_send(struct ix_stream *s, const struct parley_buf *ev) {
   return rc;
 }
 
-static int event_of(struct parley_index *idx, int coarse, int first,
-                    struct parley_buf *b) {
-  json_t *o = dashboard_json(idx, coarse, 1);
+/* One "data:" event of o (borrowed). */
+static int event_of(json_t *o, struct parley_buf *b) {
   int rc;
 
   if (o == NULL)
     return PARLEY_ENOMEM;
-  rc = parley_buf_append(b, first ? "retry: 1000\ndata: " : "data: ",
-                         first ? 18 : 6);
+  rc = parley_buf_append(b, "data: ", 6);
   if (rc == PARLEY_OK)
     rc = dump(b, o);
   if (rc == PARLEY_OK)
     rc = parley_buf_append(b, "\n\n", 2);
-  json_decref(o);
   return rc;
 }
 
-/* Sends this second's delta to every stream. */
-static void streams_tick(struct parley_index *idx) {
-  struct parley_buf ev[2];
-  int built[2] = {0, 0}, ok[2] = {0, 0};
-  struct ix_stream *s, *next;
+int parley__dash_has_streams(const struct parley_index *idx, int coarse) {
+  for (const struct ix_stream *s = idx->streams; s != NULL; s = s->next)
+    if (s->coarse == coarse)
+      return 1;
+  return 0;
+}
 
-  if (idx->streams == NULL)
+void parley__dash_emit(struct parley_index *idx, int coarse, json_t *o) {
+  struct ix_stream *s, *next;
+  struct parley_buf ev;
+
+  if (!parley__dash_has_streams(idx, coarse))
     return;
-  for (int i = 0; i < 2; i++)
-    parley_buf_init(&ev[i], DASH_MAX_ANSWER);
-  for (s = idx->streams; s != NULL; s = next) {
-    next = s->next;
-    if (!built[s->coarse]) {
-      built[s->coarse] = 1;
-      ok[s->coarse] = event_of(idx, s->coarse, 0, &ev[s->coarse]) == 0;
+  parley_buf_init(&ev, DASH_MAX_ANSWER);
+  if (event_of(o, &ev) == PARLEY_OK)
+    for (s = idx->streams; s != NULL; s = next) {
+      next = s->next;
+      if (s->coarse == coarse)
+        (void)stream_send(s, &ev);
     }
-    if (ok[s->coarse])
-      (void)stream_send(s, &ev[s->coarse]);
+  parley_buf_close(&ev);
+}
+
+/* Sends this second's delta, from this node's own state, to the streams of
+ * the windows not in `skip` (a mask of 1 << coarse). */
+static void streams_tick(struct parley_index *idx, unsigned skip) {
+  for (int k = 0; k < 2; k++) {
+    json_t *o;
+    if ((skip & (1u << k)) || !parley__dash_has_streams(idx, k))
+      continue;
+    o = parley__dash_local(idx, k, 1, own_source(idx),
+                           parley__dash_fwd_notice(idx));
+    if (o != NULL)
+      parley__dash_emit(idx, k, o);
+    json_decref(o);
   }
-  for (int i = 0; i < 2; i++)
-    parley_buf_close(&ev[i]);
 }
 
 void parley__index_http_dashboard(struct parley_index *idx,
@@ -939,10 +1079,36 @@ void parley__index_http_dashboard(struct parley_index *idx,
     return;
   }
   coarse = win != NULL && strcmp(win, "24h") == 0;
-  parley_buf_init(&b, DASH_MAX_ANSWER);
   if (!stream) {
-    json_t *o = dashboard_json(idx, coarse, 0);
     static const char *const nocache[] = {"Cache-Control", "no-store", NULL};
+    const char *part = parley_http_query(r, "part");
+    const char *delta = parley_http_query(r, "delta");
+    const char *notice = NULL;
+    char notice_buf[400];
+    json_t *o;
+
+    if ((part != NULL && strcmp(part, "alerts") != 0 &&
+         strcmp(part, "self") != 0) ||
+        (delta != NULL && strcmp(delta, "1") != 0)) {
+      parley__index_respond_error(r, 400, PARLEY_EINVAL,
+                                  "part must be alerts or self, delta must "
+                                  "be 1",
+                                  NULL);
+      return;
+    }
+    if (part != NULL && strcmp(part, "self") == 0)
+      o = self_only(idx);
+    else if (part != NULL)
+      o = alerts_only(idx);
+    else if (delta != NULL)
+      o = parley__dash_local(idx, coarse, 1, own_source(idx),
+                             parley__dash_fwd_notice(idx));
+    else if (parley__dash_forward(idx, r, coarse, &notice, notice_buf,
+                                  sizeof notice_buf))
+      return; /* answered when the leader's answer is in */
+    else
+      o = parley__dash_local(idx, coarse, 0, own_source(idx), notice);
+    parley_buf_init(&b, DASH_MAX_ANSWER);
     if (o == NULL || dump(&b, o) < 0 || parley_buf_append(&b, "\n", 1) < 0)
       parley__index_respond_error(r, 500, PARLEY_ENOMEM, "out of memory",
                                   NULL);
@@ -954,18 +1120,18 @@ void parley__index_http_dashboard(struct parley_index *idx,
   }
   if (idx->nstreams >= DASH_MAX_STREAMS) {
     static const char *const retry[] = {"Retry-After", "5", NULL};
-    parley_buf_close(&b);
     parley__index_respond_error(r, 503, PARLEY_ELIMIT,
                                 "too many dashboard streams open", retry);
     return;
   }
   {
     struct ix_stream *s = parley_calloc(1, sizeof *s);
-    if (s == NULL || event_of(idx, coarse, 1, &b) < 0 ||
+    json_t *o;
+
+    if (s == NULL ||
         parley_http_stream_start(r, 200, "text/event-stream; charset=utf-8") <
             0) {
       parley_free(s);
-      parley_buf_close(&b);
       parley__index_respond_error(r, 500, PARLEY_ENOMEM, "out of memory",
                                   NULL);
       return;
@@ -977,10 +1143,25 @@ void parley__index_http_dashboard(struct parley_index *idx,
     idx->streams = s;
     idx->nstreams++;
     parley_http_set_close_cb(r, stream_gone, s);
-    /* The first event at once: the page need not wait a second. */
-    (void)stream_send(s, &b);
+    parley_buf_init(&b, 64);
+    if (parley_buf_append(&b, "retry: 1000\n\n", 13) < 0 ||
+        stream_send(s, &b) < 0) {
+      parley_buf_close(&b);
+      return; /* s is gone */
+    }
+    parley_buf_close(&b);
+    /* The first event at once: the page need not wait a second.  A
+     * follower's comes from its leader. */
+    if (parley__dash_fwd_stream_opened(idx, coarse))
+      return;
+    o = parley__dash_local(idx, coarse, 1, own_source(idx),
+                           parley__dash_fwd_notice(idx));
+    parley_buf_init(&b, DASH_MAX_ANSWER);
+    if (event_of(o, &b) == PARLEY_OK)
+      (void)stream_send(s, &b);
+    parley_buf_close(&b);
+    json_decref(o);
   }
-  parley_buf_close(&b);
 }
 
 /* ---- the tick ----------------------------------------------------------- */
@@ -990,6 +1171,7 @@ static void on_tick(uv_timer_t *t) {
   struct parley_alert_sample s;
   int64_t now = parley_now_ms();
   uint64_t cpu = self_cpu_ms();
+  int evaluator;
 
   if (idx->closing)
     return;
@@ -1001,9 +1183,14 @@ static void on_tick(uv_timer_t *t) {
   idx->cpu_wall_prev = now;
   parley_dash_tick(idx->dash, now,
                    (uint32_t)parley_registry_peer_count(idx->reg));
-  sample_alerts(idx, now, &s);
+  evaluator = parley__dash_evaluator(idx);
+  if (idx->dashx != NULL && evaluator != idx->dashx->evaluator) {
+    idx->dashx->evaluator = evaluator;
+    parley__dash_fwd_role(idx, evaluator);
+  }
+  sample_alerts(idx, now, evaluator, &s);
   parley_alerts_eval(idx->alerts, &s, now, on_alert, idx);
-  streams_tick(idx);
+  streams_tick(idx, parley__dash_fwd_tick(idx));
 }
 
 static void on_tick_closed(uv_handle_t *h) {
@@ -1066,6 +1253,32 @@ static int load_rules(struct parley_index *idx, const char *path,
   return PARLEY_OK;
 }
 
+/* The webhook URLs and CA file, with a precise complaint. */
+static int webhook_check(struct parley_index *idx,
+                         const struct parley_index_config *cfg) {
+  struct parley_webhook_url u;
+  struct stat st;
+
+  for (size_t i = 0; i < cfg->nwebhooks; i++)
+    if (cfg->webhooks[i] == NULL ||
+        parley_webhook_parse_url(cfg->webhooks[i], &u) < 0) {
+      PARLEY_LOG(idx->log, PARLEY_LOG_ERROR,
+                 "--webhook %s: want http[s]://HOST[:PORT][/PATH] (at most "
+                 "%d URLs)",
+                 cfg->webhooks[i] ? cfg->webhooks[i] : "",
+                 PARLEY_WEBHOOK_MAX_URLS);
+      return PARLEY_ESYNTAX;
+    }
+  if (cfg->webhook_ca_file != NULL &&
+      (stat(cfg->webhook_ca_file, &st) < 0 || !S_ISREG(st.st_mode) ||
+       access(cfg->webhook_ca_file, R_OK) < 0)) {
+    PARLEY_LOG(idx->log, PARLEY_LOG_ERROR,
+               "--webhook-ca %s: not a readable file", cfg->webhook_ca_file);
+    return PARLEY_ESYNTAX;
+  }
+  return PARLEY_OK;
+}
+
 int parley__index_dash_start(struct parley_index *idx,
                              const struct parley_index_config *cfg) {
   struct parley_alert_rule *rules;
@@ -1116,22 +1329,33 @@ int parley__index_dash_start(struct parley_index *idx,
     wc.user_agent = "parley-index/" PARLEY_INDEX_VERSION;
     wc.max_attempts = cfg->webhook_attempts;
     wc.base_delay_ms = cfg->webhook_retry_ms;
-    rc = parley_webhook_new(&wc, &idx->webhook);
+    wc.ca_file = cfg->webhook_ca_file;
+    rc = webhook_check(idx, cfg);
+    if (rc == PARLEY_OK)
+      rc = parley_webhook_new(&wc, &idx->webhook);
     if (secret != NULL) {
       sodium_memzero(secret, slen);
       parley_free(secret);
     }
     if (rc < 0) {
-      PARLEY_LOG(idx->log, PARLEY_LOG_ERROR,
-                 "--webhook: want http://HOST[:PORT][/PATH] (at most %d; "
-                 "https is not supported)",
-                 PARLEY_WEBHOOK_MAX_URLS);
+      if (rc != PARLEY_ESYNTAX)
+        PARLEY_LOG(idx->log, PARLEY_LOG_ERROR, "--webhook: %s",
+                   parley_strerror(rc));
       return rc == PARLEY_EINVAL ? PARLEY_ESYNTAX : rc;
     }
-    PARLEY_LOG(idx->log, PARLEY_LOG_INFO, "alerts: %zu webhook%s%s",
+    PARLEY_LOG(idx->log, PARLEY_LOG_INFO, "alerts: %zu webhook%s%s%s%s",
                cfg->nwebhooks, cfg->nwebhooks == 1 ? "" : "s",
-               slen > 0 ? ", signed" : "");
+               slen > 0 ? ", signed" : "",
+               cfg->webhook_ca_file ? ", https trusting " : "",
+               cfg->webhook_ca_file ? cfg->webhook_ca_file : "");
+  } else if (cfg->webhook_ca_file != NULL || cfg->webhook_secret_file != NULL) {
+    PARLEY_LOG(idx->log, PARLEY_LOG_WARN,
+               "--webhook-ca / --webhook-secret without --webhook: no "
+               "notifications are sent");
   }
+  rc = parley__dash_fwd_start(idx, cfg->nmembers > 0);
+  if (rc < 0)
+    return rc;
   idx->cpu_ms_prev = self_cpu_ms();
   idx->cpu_wall_prev = parley_now_ms();
   /* Ticks near the start of each wall-clock second. */
@@ -1160,6 +1384,7 @@ void parley__index_dash_stop(struct parley_index *idx) {
     parley_webhook_free(idx->webhook, webhook_closed, idx);
     idx->webhook = NULL;
   }
+  parley__dash_fwd_stop(idx);
   parley_alerts_free(idx->alerts);
   idx->alerts = NULL;
   parley_dash_free(idx->dash);
@@ -1223,170 +1448,4 @@ void parley__index_dash_change(struct parley_index *idx,
      * REGISTER of a registration is a join. */
     parley_dash_event(idx->dash, PARLEY_DASH_JOIN, ch->peer->pk,
                       ch->peer->name, parley_now_ms());
-}
-
-/* ---- metrics ------------------------------------------------------------ */
-
-#define M(name, type, help, value)                                            \
-  do {                                                                        \
-    if (rc == 0)                                                              \
-      rc = parley_prom_metric(b, name, type, help, (double)(value));          \
-  } while (0)
-
-struct metric_topics {
-  struct parley_buf *b;
-  const char *name;
-  int which; /* 0 publishers, 1 msgs/s */
-  size_t n;
-  int rc;
-};
-
-static int metric_topic(void *ctx, const struct parley_dash_topic *t) {
-  struct metric_topics *w = ctx;
-  char esc[2 * PARLEY_MAX_TOPIC + 2], labels[2 * PARLEY_MAX_TOPIC + 16];
-
-  if (w->n++ >= DASH_METRIC_TOPICS || w->rc < 0)
-    return 1;
-  parley_prom_escape(t->topic, esc, sizeof esc);
-  snprintf(labels, sizeof labels, "topic=\"%s\"", esc);
-  w->rc = parley_prom_sample(w->b, w->name, labels,
-                             w->which == 0 ? (double)t->publishers
-                                           : t->msgs_out_per_s);
-  return w->rc < 0;
-}
-
-int parley__index_dash_metrics(struct parley_index *idx,
-                               struct parley_buf *b) {
-  struct parley_dash_now dn;
-  struct parley_dash_stats ds;
-  struct parley_webhook_stats ws;
-  struct metric_topics mt;
-  int64_t now = parley_now_ms();
-  char labels[320], esc[2][2 * PARLEY_ALERT_NAME_MAX + 2];
-  int rc = 0;
-
-  if (idx->dash == NULL)
-    return 0;
-  parley_dash_now(idx->dash, now, &dn);
-  parley_dash_get_stats(idx->dash, &ds);
-  M("parley_index_reports_total", "counter",
-    "REPORT frames taken from peers (figures for the dashboard).",
-    idx->st.reports);
-  M("parley_index_reports_rejected_total", "counter",
-    "REPORT frames refused: malformed, another version, or from an "
-    "unregistered peer.",
-    idx->st.reports_rejected);
-  M("parley_dashboard_peers_reporting", "gauge",
-    "Peers whose last REPORT is under 10 s old.", dn.reporting);
-  M("parley_dashboard_peers_tracked", "gauge",
-    "Peers the dashboard keeps figures for.", ds.peers);
-  M("parley_dashboard_messages_received_per_second", "gauge",
-    "Messages received per second, summed over reporting peers.",
-    dn.msgs_in_per_s);
-  M("parley_dashboard_messages_published_per_second", "gauge",
-    "Messages published per second, summed over reporting peers.",
-    dn.msgs_out_per_s);
-  M("parley_dashboard_errors_per_second", "gauge",
-    "Errors per second (rejected, dropped, protocol), summed over reporting "
-    "peers.",
-    dn.errors_per_s);
-  M("parley_dashboard_outbox_max", "gauge",
-    "Largest outbox depth of one reporting peer.", dn.max_outbox);
-  M("parley_dashboard_peer_churn_per_minute", "gauge",
-    "Peer joins and expiries in the last minute.", dn.churn_per_min);
-  M("parley_dashboard_streams", "gauge", "Open dashboard event streams.",
-    idx->nstreams);
-  if (rc == 0)
-    rc = parley_prom_header(b, "parley_dashboard_delivery_latency_seconds",
-                            "gauge",
-                            "Delivery latency quantiles over the last 10 s, "
-                            "all reporting peers (NaN: no deliveries).");
-  {
-    const double qv[3] = {dn.latency_p50_ms, dn.latency_p90_ms,
-                          dn.latency_p99_ms};
-    const char *qn[3] = {"0.5", "0.9", "0.99"};
-    for (int i = 0; i < 3 && rc == 0; i++) {
-      snprintf(labels, sizeof labels, "quantile=\"%s\"", qn[i]);
-      rc = parley_prom_sample(b, "parley_dashboard_delivery_latency_seconds",
-                              labels, qv[i] / 1000.0);
-    }
-  }
-  memset(&mt, 0, sizeof mt);
-  mt.b = b;
-  if (rc == 0)
-    rc = parley_prom_header(b, "parley_dashboard_topic_publishers", "gauge",
-                            "Reporting peers that publish on the topic "
-                            "(at most 64 topics).");
-  mt.name = "parley_dashboard_topic_publishers";
-  if (rc == 0)
-    parley_dash_foreach_topic(idx->dash, now, metric_topic, &mt);
-  rc = rc == 0 ? mt.rc : rc;
-  mt.n = 0;
-  mt.which = 1;
-  mt.name = "parley_dashboard_topic_messages_per_second";
-  if (rc == 0)
-    rc = parley_prom_header(b, mt.name, "gauge",
-                            "Messages published per second on the topic "
-                            "(at most 64 topics).");
-  if (rc == 0)
-    parley_dash_foreach_topic(idx->dash, now, metric_topic, &mt);
-  rc = rc == 0 ? mt.rc : rc;
-
-  if (rc == 0)
-    rc = parley_prom_header(b, "parley_alerts_firing", "gauge",
-                            "1 while the alert rule is firing, by rule.");
-  for (size_t i = 0; i < parley_alerts_count(idx->alerts) && rc == 0; i++) {
-    const struct parley_alert *a = parley_alerts_get(idx->alerts, i);
-    parley_prom_escape(a->rule.name, esc[0], sizeof esc[0]);
-    parley_prom_escape(a->rule.severity, esc[1], sizeof esc[1]);
-    snprintf(labels, sizeof labels, "name=\"%s\",severity=\"%s\"", esc[0],
-             esc[1]);
-    rc = parley_prom_sample(b, "parley_alerts_firing", labels,
-                            a->state == PARLEY_ALERT_FIRING ? 1.0 : 0.0);
-  }
-  if (rc == 0)
-    rc = parley_prom_header(b, "parley_alerts_pending", "gauge",
-                            "1 while the rule's condition holds but not yet "
-                            "for its for_s.");
-  for (size_t i = 0; i < parley_alerts_count(idx->alerts) && rc == 0; i++) {
-    const struct parley_alert *a = parley_alerts_get(idx->alerts, i);
-    parley_prom_escape(a->rule.name, esc[0], sizeof esc[0]);
-    parley_prom_escape(a->rule.severity, esc[1], sizeof esc[1]);
-    snprintf(labels, sizeof labels, "name=\"%s\",severity=\"%s\"", esc[0],
-             esc[1]);
-    rc = parley_prom_sample(b, "parley_alerts_pending", labels,
-                            a->state == PARLEY_ALERT_PENDING ? 1.0 : 0.0);
-  }
-  if (rc == 0)
-    rc = parley_prom_header(b, "parley_alerts_fired_total", "counter",
-                            "Times the alert rule started firing.");
-  for (size_t i = 0; i < parley_alerts_count(idx->alerts) && rc == 0; i++) {
-    const struct parley_alert *a = parley_alerts_get(idx->alerts, i);
-    parley_prom_escape(a->rule.name, esc[0], sizeof esc[0]);
-    snprintf(labels, sizeof labels, "name=\"%s\"", esc[0]);
-    rc = parley_prom_sample(b, "parley_alerts_fired_total", labels,
-                            (double)a->fired);
-  }
-  if (idx->webhook != NULL) {
-    parley_webhook_get_stats(idx->webhook, &ws);
-    if (rc == 0)
-      rc = parley_prom_header(b, "parley_webhook_deliveries_total", "counter",
-                              "Alert notifications by outcome: delivered "
-                              "(2xx), failed (gave up), dropped (queue "
-                              "full).");
-    if (rc == 0)
-      rc = parley_prom_sample(b, "parley_webhook_deliveries_total",
-                              "result=\"delivered\"", (double)ws.delivered);
-    if (rc == 0)
-      rc = parley_prom_sample(b, "parley_webhook_deliveries_total",
-                              "result=\"failed\"", (double)ws.failed);
-    if (rc == 0)
-      rc = parley_prom_sample(b, "parley_webhook_deliveries_total",
-                              "result=\"dropped\"", (double)ws.dropped);
-    M("parley_webhook_retries_total", "counter",
-      "Webhook attempts made after a failed one.", ws.retries);
-    M("parley_webhook_pending", "gauge",
-      "Webhook deliveries not finished yet.", ws.pending);
-  }
-  return rc;
 }

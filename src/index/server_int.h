@@ -166,6 +166,8 @@ struct parley_index {
   uint64_t cpu_ms_prev;            /* own CPU time at the last tick */
   int64_t cpu_wall_prev;
   double cpu_percent;              /* own CPU use over the last tick */
+  struct ix_dashx *dashx;          /* cluster view from the leader, alert
+                                      evaluator (server_dash_fwd.c) */
 };
 
 /* server.c -------------------------------------------------------------- */

@@ -1,7 +1,6 @@
-/* webhook.c — signed alert POSTs with retries on libuv (webhook.h). */
+/* webhook.c — signed alert POSTs with retries, over httpc (webhook.h). */
 #include "index/webhook.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,14 +8,14 @@
 
 #include "core/alloc.h"
 #include "core/util.h"
+#include "index/httpc.h"
 
-#define RESP_CAP 512
 #define MAX_BACKOFF_MS 60000u
+#define MAX_BODY (1024u * 1024u)
+/* What a receiver may answer; the body is not used. */
+#define MAX_ANSWER (16u * 1024u)
 
 struct target {
-  char host[256];
-  char port[8];
-  char path[PARLEY_WEBHOOK_MAX_URL];
   char url[PARLEY_WEBHOOK_MAX_URL + 1];
 };
 
@@ -27,34 +26,30 @@ struct delivery {
   struct delivery *prev, *next;
   const struct target *to;
   char id[17];
-  char *req; /* the whole HTTP request */
-  size_t req_len;
+  char event[33];
+  char sig[PARLEY_WEBHOOK_SIG_LEN]; /* "" when unsigned */
+  char *body;
+  size_t len;
   unsigned attempt;
-  uv_timer_t timer; /* retry wait, or the attempt's timeout */
-  uv_getaddrinfo_t gai;
-  uv_connect_t conn;
-  uv_write_t wr;
-  uv_tcp_t tcp;
-  int gai_busy, tcp_open, ending, finishing;
-  int ok;
-  char why[96];
-  char resp[RESP_CAP];
-  size_t resp_len;
+  uv_timer_t timer;              /* the wait before a retry */
+  struct parley_httpc_xfer *xfer; /* the attempt in flight, or NULL */
+  int finishing;
 };
 
 struct parley_webhook {
   uv_loop_t *loop;
   const struct parley_log *log;
+  struct parley_httpc *http;
   struct target to[PARLEY_WEBHOOK_MAX_URLS];
   size_t nto;
   uint8_t *secret;
   size_t secret_len;
-  char agent[64];
   unsigned max_attempts, base_delay_ms, timeout_ms;
   size_t max_queue;
   struct delivery *list;
   struct parley_webhook_stats st;
   int closing;
+  int http_open; /* the client is not yet released */
   void (*done)(void *ctx);
   void *done_ctx;
 };
@@ -84,15 +79,31 @@ uint64_t parley_webhook_backoff_ms(unsigned base_ms, unsigned n) {
   return d < MAX_BACKOFF_MS ? d : MAX_BACKOFF_MS;
 }
 
-int parley_webhook_parse_url(const char *url, char *host, size_t hostcap,
-                             uint16_t *port, char *path, size_t pathcap) {
+static int printable(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+      return 0;
+  return 1;
+}
+
+int parley_webhook_parse_url(const char *url, struct parley_webhook_url *out) {
   const char *p = url, *h, *end;
-  uint64_t v = 80;
+  uint64_t v;
   size_t n;
 
-  if (strncmp(p, "http://", 7) != 0)
+  memset(out, 0, sizeof *out);
+  if (strnlen(url, PARLEY_WEBHOOK_MAX_URL + 1) > PARLEY_WEBHOOK_MAX_URL)
     return PARLEY_EINVAL;
-  p += 7;
+  if (strncmp(p, "http://", 7) == 0) {
+    p += 7;
+    v = 80;
+  } else if (strncmp(p, "https://", 8) == 0) {
+    p += 8;
+    v = 443;
+    out->tls = 1;
+  } else {
+    return PARLEY_EINVAL;
+  }
   h = p;
   if (*p == '[') {
     end = strchr(p, ']');
@@ -101,18 +112,17 @@ int parley_webhook_parse_url(const char *url, char *host, size_t hostcap,
     h = p + 1;
     n = (size_t)(end - h);
     p = end + 1;
+    if (*p != '\0' && *p != ':' && *p != '/' && *p != '?')
+      return PARLEY_EINVAL;
   } else {
     n = strcspn(p, ":/?#");
     p += n;
   }
-  if (n == 0 || n >= hostcap)
+  if (n == 0 || n >= sizeof out->host || !printable(h, n) ||
+      memchr(h, '@', n) != NULL)
     return PARLEY_EINVAL;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] >= 0x7f ||
-        h[i] == '@')
-      return PARLEY_EINVAL;
-  memcpy(host, h, n);
-  host[n] = '\0';
+  memcpy(out->host, h, n);
+  out->host[n] = '\0';
   if (*p == ':') {
     char num[8];
     size_t k = strcspn(p + 1, "/?#");
@@ -129,18 +139,18 @@ int parley_webhook_parse_url(const char *url, char *host, size_t hostcap,
   if (*p == '\0')
     p = "/";
   if (*p == '?') {
-    if (strlen(p) + 2 > pathcap)
+    if (strlen(p) + 2 > sizeof out->path)
       return PARLEY_EINVAL;
-    snprintf(path, pathcap, "/%s", p);
+    snprintf(out->path, sizeof out->path, "/%s", p);
   } else {
-    if (strlen(p) + 1 > pathcap)
+    if (strlen(p) + 1 > sizeof out->path)
       return PARLEY_EINVAL;
-    memcpy(path, p, strlen(p) + 1);
+    memcpy(out->path, p, strlen(p) + 1);
   }
-  for (const char *c = path; *c != '\0'; c++)
-    if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '#')
-      return PARLEY_EINVAL;
-  *port = (uint16_t)v;
+  if (!printable(out->path, strlen(out->path)) ||
+      strchr(out->path, '#') != NULL)
+    return PARLEY_EINVAL;
+  out->port = (uint16_t)v;
   return PARLEY_OK;
 }
 
@@ -149,6 +159,8 @@ int parley_webhook_parse_url(const char *url, char *host, size_t hostcap,
 int parley_webhook_new(const struct parley_webhook_config *cfg,
                        struct parley_webhook **out) {
   struct parley_webhook *w;
+  struct parley_httpc_config hc;
+  int rc;
 
   if (cfg->loop == NULL || cfg->nurls == 0 ||
       cfg->nurls > PARLEY_WEBHOOK_MAX_URLS || cfg->urls == NULL)
@@ -157,22 +169,33 @@ int parley_webhook_new(const struct parley_webhook_config *cfg,
   if (w == NULL)
     return PARLEY_ENOMEM;
   for (size_t i = 0; i < cfg->nurls; i++) {
-    struct target *t = &w->to[i];
-    uint16_t port;
+    struct parley_webhook_url u;
     if (cfg->urls[i] == NULL ||
-        strlen(cfg->urls[i]) > PARLEY_WEBHOOK_MAX_URL ||
-        parley_webhook_parse_url(cfg->urls[i], t->host, sizeof t->host,
-                                 &port, t->path, sizeof t->path) < 0) {
+        parley_webhook_parse_url(cfg->urls[i], &u) < 0) {
       parley_free(w);
       return PARLEY_EINVAL;
     }
-    snprintf(t->port, sizeof t->port, "%u", (unsigned)port);
-    snprintf(t->url, sizeof t->url, "%s", cfg->urls[i]);
+    snprintf(w->to[i].url, sizeof w->to[i].url, "%s", cfg->urls[i]);
   }
   w->nto = cfg->nurls;
+  memset(&hc, 0, sizeof hc);
+  hc.loop = cfg->loop;
+  hc.log = cfg->log;
+  hc.ca_file = cfg->ca_file;
+  hc.user_agent = cfg->user_agent != NULL ? cfg->user_agent : "parley-index";
+  w->max_queue = cfg->max_queue ? cfg->max_queue : 256;
+  hc.max_transfers = w->max_queue;
+  rc = parley_httpc_new(&hc, &w->http);
+  if (rc < 0) {
+    parley_free(w);
+    return rc;
+  }
+  w->http_open = 1;
   if (cfg->secret != NULL && cfg->secret_len > 0) {
     w->secret = parley_malloc(cfg->secret_len);
     if (w->secret == NULL) {
+      /* Nothing is in flight: the client is released from the loop. */
+      parley_httpc_free(w->http, NULL, NULL);
       parley_free(w);
       return PARLEY_ENOMEM;
     }
@@ -181,18 +204,15 @@ int parley_webhook_new(const struct parley_webhook_config *cfg,
   }
   w->loop = cfg->loop;
   w->log = cfg->log;
-  snprintf(w->agent, sizeof w->agent, "%s",
-           cfg->user_agent != NULL ? cfg->user_agent : "parley-index");
   w->max_attempts = cfg->max_attempts ? cfg->max_attempts : 5;
   w->base_delay_ms = cfg->base_delay_ms ? cfg->base_delay_ms : 1000;
   w->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
-  w->max_queue = cfg->max_queue ? cfg->max_queue : 256;
   *out = w;
   return PARLEY_OK;
 }
 
 static void maybe_done(struct parley_webhook *w) {
-  if (!w->closing || w->list != NULL)
+  if (!w->closing || w->list != NULL || w->http_open)
     return;
   if (w->secret != NULL)
     sodium_memzero(w->secret, w->secret_len);
@@ -200,6 +220,12 @@ static void maybe_done(struct parley_webhook *w) {
   if (w->done != NULL)
     w->done(w->done_ctx);
   parley_free(w);
+}
+
+static void on_http_closed(void *ctx) {
+  struct parley_webhook *w = ctx;
+  w->http_open = 0;
+  maybe_done(w);
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -213,7 +239,7 @@ static void on_timer_closed(uv_handle_t *h) {
   if (d->next != NULL)
     d->next->prev = d->prev;
   w->st.pending--;
-  parley_free(d->req);
+  parley_free(d->body);
   parley_free(d);
   maybe_done(w);
 }
@@ -228,20 +254,20 @@ static void finish(struct delivery *d) {
 
 static void on_retry(uv_timer_t *t) { attempt(t->data); }
 
-/* The attempt is over and nothing of it is in flight any more. */
-static void after_attempt(struct delivery *d) {
+/* The attempt is over: ok, or failed for why. */
+static void after_attempt(struct delivery *d, int ok, const char *why) {
   struct parley_webhook *w = d->w;
   uint64_t delay;
 
-  d->ending = 0;
   if (w->closing) {
     finish(d);
     return;
   }
-  if (d->ok) {
+  if (ok) {
     w->st.delivered++;
-    PARLEY_LOG(w->log, PARLEY_LOG_INFO, "webhook %s: delivery %s accepted "
-               "(attempt %u)", d->to->url, d->id, d->attempt);
+    PARLEY_LOG(w->log, PARLEY_LOG_INFO,
+               "webhook %s: delivery %s accepted (attempt %u)", d->to->url,
+               d->id, d->attempt);
     finish(d);
     return;
   }
@@ -249,7 +275,7 @@ static void after_attempt(struct delivery *d) {
     w->st.failed++;
     PARLEY_LOG(w->log, PARLEY_LOG_WARN,
                "webhook %s: delivery %s dropped after %u attempts (last: %s)",
-               d->to->url, d->id, d->attempt, d->why);
+               d->to->url, d->id, d->attempt, why);
     finish(d);
     return;
   }
@@ -257,164 +283,60 @@ static void after_attempt(struct delivery *d) {
   w->st.retries++;
   PARLEY_LOG(w->log, PARLEY_LOG_INFO,
              "webhook %s: delivery %s attempt %u failed (%s); retry in %llu ms",
-             d->to->url, d->id, d->attempt, d->why,
-             (unsigned long long)delay);
+             d->to->url, d->id, d->attempt, why, (unsigned long long)delay);
   uv_timer_start(&d->timer, on_retry, delay, 0);
 }
 
-static void on_tcp_closed(uv_handle_t *h) {
-  struct delivery *d = h->data;
-  d->tcp_open = 0;
-  if (!d->gai_busy)
-    after_attempt(d);
-}
+static void on_answer(void *ctx, const struct parley_httpc_response *res) {
+  struct delivery *d = ctx;
+  char why[160];
 
-/* Ends the current attempt: ok, or failed for why. */
-static void attempt_end(struct delivery *d, int ok, const char *why) {
-  if (d->ending)
-    return;
-  d->ending = 1;
-  d->ok = ok;
-  snprintf(d->why, sizeof d->why, "%s", why);
-  uv_timer_stop(&d->timer);
-  if (d->gai_busy)
-    (void)uv_cancel((uv_req_t *)&d->gai); /* on_resolved follows */
-  if (d->tcp_open) {
-    uv_close((uv_handle_t *)&d->tcp, on_tcp_closed);
+  d->xfer = NULL;
+  if (res->rc == PARLEY_ECANCELED) {
+    finish(d);
     return;
   }
-  if (!d->gai_busy)
-    after_attempt(d);
-}
-
-static void on_timeout(uv_timer_t *t) {
-  attempt_end(t->data, 0, "no answer in time");
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  struct delivery *d = h->data;
-  (void)hint;
-  buf->base = d->resp + d->resp_len;
-  buf->len = RESP_CAP - 1 - d->resp_len;
-}
-
-/* Reads until the status line is complete. */
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  struct delivery *d = s->data;
-  char *eol;
-  unsigned code;
-  char why[64];
-  (void)buf;
-
-  if (d->ending)
-    return;
-  if (n < 0) {
-    attempt_end(d, 0, n == UV_EOF ? "closed before a status line"
-                                  : uv_strerror((int)n));
-    return;
-  }
-  d->resp_len += (size_t)n;
-  d->resp[d->resp_len] = '\0';
-  eol = strstr(d->resp, "\r\n");
-  if (eol == NULL) {
-    if (d->resp_len >= RESP_CAP - 1)
-      attempt_end(d, 0, "status line too long");
-    return;
-  }
-  *eol = '\0';
-  if (sscanf(d->resp, "HTTP/1.%*1[01] %3u", &code) != 1) {
-    attempt_end(d, 0, "not an HTTP answer");
-    return;
-  }
-  snprintf(why, sizeof why, "HTTP %u", code);
-  attempt_end(d, code >= 200 && code <= 299, why);
-}
-
-static void on_written(uv_write_t *req, int status) {
-  struct delivery *d = req->data;
-  int rc;
-
-  if (d->ending)
-    return;
-  if (status < 0) {
-    attempt_end(d, 0, uv_strerror(status));
-    return;
-  }
-  rc = uv_read_start((uv_stream_t *)&d->tcp, on_alloc, on_read);
-  if (rc < 0)
-    attempt_end(d, 0, uv_strerror(rc));
-}
-
-static void on_connected(uv_connect_t *req, int status) {
-  struct delivery *d = req->data;
-  uv_buf_t b;
-  int rc;
-
-  if (d->ending)
-    return;
-  if (status < 0) {
-    attempt_end(d, 0, uv_strerror(status));
-    return;
-  }
-  b = uv_buf_init(d->req, (unsigned)d->req_len);
-  d->wr.data = d;
-  rc = uv_write(&d->wr, (uv_stream_t *)&d->tcp, &b, 1, on_written);
-  if (rc < 0)
-    attempt_end(d, 0, uv_strerror(rc));
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *ai) {
-  struct delivery *d = req->data;
-  int rc;
-
-  d->gai_busy = 0;
-  if (d->ending) {
-    uv_freeaddrinfo(ai);
-    if (!d->tcp_open)
-      after_attempt(d);
-    return;
-  }
-  if (status < 0 || ai == NULL) {
-    uv_freeaddrinfo(ai);
-    attempt_end(d, 0, status < 0 ? uv_strerror(status) : "no address");
-    return;
-  }
-  rc = uv_tcp_init(d->w->loop, &d->tcp);
-  if (rc < 0) {
-    uv_freeaddrinfo(ai);
-    attempt_end(d, 0, uv_strerror(rc));
-    return;
-  }
-  d->tcp.data = d;
-  d->tcp_open = 1;
-  d->conn.data = d;
-  rc = uv_tcp_connect(&d->conn, &d->tcp, ai->ai_addr, on_connected);
-  uv_freeaddrinfo(ai);
-  if (rc < 0)
-    attempt_end(d, 0, uv_strerror(rc));
+  if (res->rc == PARLEY_OK)
+    snprintf(why, sizeof why, "HTTP %ld", res->status);
+  else
+    snprintf(why, sizeof why, "%s", res->error);
+  after_attempt(d, res->rc == PARLEY_OK && res->status >= 200 &&
+                       res->status <= 299,
+                why);
 }
 
 static void attempt(struct delivery *d) {
-  struct addrinfo hints;
+  struct parley_webhook *w = d->w;
+  struct parley_httpc_request rq;
+  char event[64], delivery[64], sig[96];
+  const char *hdrs[5];
+  size_t nh = 0;
   int rc;
 
   d->attempt++;
-  d->ok = 0;
-  d->resp_len = 0;
-  d->resp[0] = '\0';
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  d->gai.data = d;
-  uv_timer_start(&d->timer, on_timeout, d->w->timeout_ms, 0);
-  rc = uv_getaddrinfo(d->w->loop, &d->gai, on_resolved, d->to->host,
-                      d->to->port, &hints);
-  if (rc < 0) {
-    attempt_end(d, 0, uv_strerror(rc));
-    return;
+  snprintf(event, sizeof event, "X-Parley-Event: %s", d->event);
+  snprintf(delivery, sizeof delivery, "X-Parley-Delivery: %s", d->id);
+  hdrs[nh++] = "Content-Type: application/json";
+  hdrs[nh++] = event;
+  hdrs[nh++] = delivery;
+  if (d->sig[0] != '\0') {
+    snprintf(sig, sizeof sig, "X-Parley-Signature: %s", d->sig);
+    hdrs[nh++] = sig;
   }
-  d->gai_busy = 1;
+  hdrs[nh] = NULL;
+  memset(&rq, 0, sizeof rq);
+  rq.method = "POST";
+  rq.url = d->to->url;
+  rq.headers = hdrs;
+  rq.body = d->body;
+  rq.body_len = d->len;
+  rq.timeout_ms = w->timeout_ms;
+  rq.max_response = MAX_ANSWER;
+  rc = parley_httpc_start(w->http, &rq, on_answer, d, &d->xfer);
+  if (rc < 0) {
+    d->xfer = NULL;
+    after_attempt(d, 0, parley_strerror(rc));
+  }
 }
 
 /* ---- API ---------------------------------------------------------------- */
@@ -429,45 +351,12 @@ static int event_ok(const char *s) {
   return 1;
 }
 
-static int build_request(struct parley_webhook *w, struct delivery *d,
-                         const char *event, const void *body, size_t len) {
-  char sig[PARLEY_WEBHOOK_SIG_LEN], head[2048];
-  int n;
-
-  if (w->secret != NULL)
-    parley_webhook_sign(w->secret, w->secret_len, body, len, sig);
-  n = snprintf(head, sizeof head,
-               "POST %s HTTP/1.1\r\n"
-               "Host: %s%s%s:%s\r\n"
-               "User-Agent: %s\r\n"
-               "Content-Type: application/json\r\n"
-               "Content-Length: %zu\r\n"
-               "X-Parley-Event: %s\r\n"
-               "X-Parley-Delivery: %s\r\n"
-               "%s%s%s"
-               "Connection: close\r\n\r\n",
-               d->to->path, strchr(d->to->host, ':') ? "[" : "",
-               d->to->host, strchr(d->to->host, ':') ? "]" : "", d->to->port,
-               w->agent, len, event, d->id,
-               w->secret != NULL ? "X-Parley-Signature: " : "",
-               w->secret != NULL ? sig : "", w->secret != NULL ? "\r\n" : "");
-  if (n < 0 || (size_t)n >= sizeof head)
-    return PARLEY_EINVAL;
-  d->req = parley_malloc((size_t)n + len);
-  if (d->req == NULL)
-    return PARLEY_ENOMEM;
-  memcpy(d->req, head, (size_t)n);
-  memcpy(d->req + n, body, len);
-  d->req_len = (size_t)n + len;
-  return PARLEY_OK;
-}
-
 int parley_webhook_post(struct parley_webhook *w, const char *event,
                         const void *body, size_t len) {
   uint8_t rnd[8];
-  char id[17];
+  char id[17], sig[PARLEY_WEBHOOK_SIG_LEN];
 
-  if (w->closing || !event_ok(event) || len > 1024 * 1024)
+  if (w->closing || !event_ok(event) || len > MAX_BODY)
     return PARLEY_EINVAL;
   if (w->st.pending + w->nto > w->max_queue) {
     w->st.dropped += w->nto;
@@ -478,19 +367,25 @@ int parley_webhook_post(struct parley_webhook *w, const char *event,
   }
   randombytes_buf(rnd, sizeof rnd);
   parley_hex_encode(rnd, sizeof rnd, id);
+  sig[0] = '\0';
+  if (w->secret != NULL)
+    parley_webhook_sign(w->secret, w->secret_len, body, len, sig);
   for (size_t i = 0; i < w->nto; i++) {
     struct delivery *d = parley_calloc(1, sizeof *d);
-    int rc;
     if (d == NULL)
       return PARLEY_ENOMEM;
+    d->body = parley_malloc(len > 0 ? len : 1);
+    if (d->body == NULL) {
+      parley_free(d);
+      return PARLEY_ENOMEM;
+    }
+    memcpy(d->body, body, len);
+    d->len = len;
     d->w = w;
     d->to = &w->to[i];
     memcpy(d->id, id, sizeof d->id);
-    rc = build_request(w, d, event, body, len);
-    if (rc < 0) {
-      parley_free(d);
-      return rc;
-    }
+    snprintf(d->event, sizeof d->event, "%s", event);
+    memcpy(d->sig, sig, sizeof d->sig);
     uv_timer_init(w->loop, &d->timer);
     d->timer.data = d;
     d->next = w->list;
@@ -512,16 +407,13 @@ void parley_webhook_free(struct parley_webhook *w, void (*done)(void *ctx),
   w->closing = 1;
   w->done = done;
   w->done_ctx = ctx;
+  /* Cancels the attempts in flight: on_answer finishes each. */
+  parley_httpc_free(w->http, on_http_closed, w);
+  w->http = NULL;
+  /* The rest wait for a retry. */
   for (d = w->list; d != NULL; d = next) {
     next = d->next;
-    if (d->gai_busy || d->tcp_open)
-      attempt_end(d, 0, "shutting down"); /* after_attempt finishes it */
-    else if (!d->ending)
-      finish(d);
-  }
-  if (w->list == NULL) {
-    /* Nothing was in flight: still answer from the loop, as promised. */
-    maybe_done(w);
+    finish(d);
   }
 }
 

@@ -3,8 +3,9 @@
  * signed, retried, without ever blocking the loop.
  *
  * Each parley_webhook_post queues one delivery per configured URL.  A
- * delivery is an HTTP/1.1 POST of a JSON body over a fresh TCP connection
- * (libuv: uv_getaddrinfo, uv_tcp_connect, uv_write, uv_read_start), with
+ * delivery is an HTTP/1.1 POST of a JSON body to an http:// or https://
+ * URL, made by the loop's libcurl client (httpc.h: no proxy, redirects not
+ * followed, TLS verified against the system CA store or ca_file), with
  *
  *   Content-Type: application/json
  *   X-Parley-Event: firing | resolved
@@ -12,16 +13,14 @@
  *   X-Parley-Signature: sha256=<hex HMAC-SHA-256 of the body, keyed with
  *                       the secret>        (only when a secret is set)
  *
- * A 2xx status line is success.  Anything else — another status, a refused
- * or reset connection, no status line within timeout_ms — is a failure,
- * retried after base_delay_ms, 2x, 4x ... (capped at 60 s) until
+ * A 2xx status is success.  Anything else — another status, a refused or
+ * reset connection, a failed TLS handshake or certificate check, no
+ * complete answer within timeout_ms, an answer body over 16 KiB — is a
+ * failure, retried after base_delay_ms, 2x, 4x ... (capped at 60 s) until
  * max_attempts attempts were made; then it is dropped and logged at WARN.
  * The receiver verifies the signature by computing the same HMAC over the
  * raw body it received and comparing in constant time.
- *
- * Only plain http:// URLs are supported (no TLS in this client): point it
- * at a receiver on a trusted network or a local relay that forwards to an
- * https endpoint.  docs/internals/DASHBOARD.md, "Alerts".
+ * docs/internals/DASHBOARD.md, "Webhooks".
  */
 #ifndef PARLEY_INDEX_WEBHOOK_H
 #define PARLEY_INDEX_WEBHOOK_H
@@ -46,7 +45,7 @@ struct parley_webhook;
 struct parley_webhook_config {
   uv_loop_t *loop;              /* borrowed */
   const struct parley_log *log; /* borrowed, may be NULL */
-  const char *const *urls;      /* copied; http://HOST[:PORT][/PATH] */
+  const char *const *urls;      /* copied; http[s]://HOST[:PORT][/PATH] */
   size_t nurls;                 /* 1..PARLEY_WEBHOOK_MAX_URLS */
   const uint8_t *secret;        /* copied; NULL = unsigned deliveries */
   size_t secret_len;
@@ -54,6 +53,8 @@ struct parley_webhook_config {
   unsigned max_attempts;        /* 0 = 5 */
   unsigned base_delay_ms;       /* 0 = 1000 */
   unsigned timeout_ms;          /* per attempt; 0 = 5000 */
+  const char *ca_file;          /* PEM CAs trusted for https (copied);
+                                   NULL = the system store */
   size_t max_queue;             /* deliveries in flight; 0 = 256 */
 };
 
@@ -66,7 +67,8 @@ struct parley_webhook_stats {
 };
 
 /* Checks and copies the configuration.  OUT: *out.  PARLEY_EINVAL (a URL
- * that is not http://HOST[:PORT][/PATH], too many URLs), PARLEY_ENOMEM. */
+ * that is not http[s]://HOST[:PORT][/PATH], too many URLs, an unreadable
+ * ca_file), PARLEY_ENOMEM, PARLEY_EIO (libcurl could not start). */
 PARLEY_NODISCARD int parley_webhook_new(
     const struct parley_webhook_config *cfg, struct parley_webhook **out)
     PARLEY_NONNULL(1, 2);
@@ -97,11 +99,19 @@ void parley_webhook_sign(const uint8_t *secret, size_t secret_len,
 /* Delay before attempt n+1 after n failed attempts (n >= 1). */
 uint64_t parley_webhook_backoff_ms(unsigned base_ms, unsigned n);
 
-/* Splits http://HOST[:PORT][/PATH] (port 80, path "/" by default; an IPv6
- * host in brackets).  PARLEY_EINVAL otherwise. */
-PARLEY_NODISCARD int parley_webhook_parse_url(const char *url, char *host,
-                                              size_t hostcap, uint16_t *port,
-                                              char *path, size_t pathcap)
-    PARLEY_NONNULL(1, 2, 4, 5);
+/* A webhook URL taken apart. */
+struct parley_webhook_url {
+  int tls;       /* https */
+  char host[256]; /* without brackets for IPv6 */
+  uint16_t port; /* 80 / 443 by default */
+  char path[PARLEY_WEBHOOK_MAX_URL]; /* "/" by default; may hold a query */
+};
+
+/* Checks and splits http[s]://HOST[:PORT][/PATH][?QUERY] (an IPv6 host in
+ * brackets; no user info, no fragment, printable ASCII only).
+ * PARLEY_EINVAL otherwise. */
+PARLEY_NODISCARD int parley_webhook_parse_url(const char *url,
+                                              struct parley_webhook_url *out)
+    PARLEY_NONNULL(1, 2);
 
 #endif

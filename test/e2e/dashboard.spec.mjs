@@ -21,6 +21,8 @@ const CONTROL = env('DASH_CONTROL');
 const KILL_PID = Number(env('DASH_KILL_PID'));
 const KILL_ID = env('DASH_KILL_ID');
 const KILL_NAME = env('DASH_KILL_NAME');
+const LEADER = Number(env('DASH_LEADER'));
+const FOLLOWER_BASE = env('DASH_FOLLOWER_BASE');
 
 let passed = 0;
 let failed = 0;
@@ -29,15 +31,15 @@ function check(what, cond, detail = '') {
   else { failed++; console.log(`not ok - ${what}${detail ? `: ${detail}` : ''}`); }
 }
 
-async function api(path) {
-  const r = await fetch(`${BASE}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+async function api(path, base = BASE) {
+  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return path === '/metrics' ? r.text() : r.json();
 }
 
-async function metrics() {
+async function metrics(base = BASE) {
   const m = new Map();
-  for (const line of (await api('/metrics')).split('\n')) {
+  for (const line of (await api('/metrics', base)).split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const i = line.lastIndexOf(' ');
     m.set(line.slice(0, i), Number(line.slice(i + 1)));
@@ -46,6 +48,26 @@ async function metrics() {
 }
 
 const num = (s) => Number(String(s).replace(/[,\s]/g, ''));
+/** "2.10 ms" / "950 µs" / "1.20 s" -> milliseconds. */
+function ms(text) {
+  const m = /^([0-9.]+)\s*(µs|ms|s)$/.exec(String(text).trim());
+  if (!m) return NaN;
+  return Number(m[1]) * ({ 'µs': 0.001, ms: 1, s: 1000 })[m[2]];
+}
+/** "12.3/s" / "15.3k/s" -> per second. */
+function rate(text) {
+  const m = /^([0-9.]+)(k|M)?\/s$/.exec(String(text).trim());
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'M' ? 1e6 : 1);
+}
+/** "9.21 MiB" -> bytes. */
+function bytes(text) {
+  const m = /^([0-9.]+) (B|KiB|MiB|GiB)$/.exec(String(text).trim());
+  if (!m) return NaN;
+  return Number(m[1]) * ({ B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 })[m[2]];
+}
+/** a and b agree within a relative tolerance (figures move every second). */
+const near = (a, b, rel, abs = 0) => Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= Math.max(abs, rel * Math.abs(b));
 
 async function waitFor(what, fn, timeoutMs = 20000) {
   const t0 = Date.now();
@@ -126,22 +148,53 @@ try {
   m = await metrics();
   check('topic publishers match /metrics', m.get('parley_dashboard_topic_publishers{topic="news"}') === 1);
 
-  // ---- latency and throughput -------------------------------------------------
+  // ---- latency and throughput: the same quantities as /metrics ---------------
+  // The page shows the newest 1 s point, /metrics the value at the scrape:
+  // both cover the same 10 s latency window and the same per-peer rates,
+  // read within a second of each other.
   const p99 = (await tid('latency-p99').textContent()).trim();
-  check('latency p99 shows a figure', /(ms|µs|s)$/.test(p99) && p99 !== '–', p99);
-  check('p50 <= p99 shown', (await tid('latency-p50').textContent()).trim() !== '–');
-  const thrIn = (await tid('throughput-in').textContent()).trim();
-  check('throughput in/s shows a rate', /\/s$/.test(thrIn) && thrIn !== '0/s', thrIn);
-  check('throughput out/s shows a rate', /\/s$/.test((await tid('throughput-out').textContent()).trim()));
-  check('msgs kpi shows a rate', /\/s$/.test((await tid('kpi-msgs').textContent()).trim()));
   m = await metrics();
+  const mP99 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.99"}') * 1000;
+  check('latency p99 shows a figure', /(ms|µs|s)$/.test(p99) && p99 !== '–', p99);
+  check('latency p99 matches parley_dashboard_delivery_latency_seconds{quantile="0.99"}',
+    near(ms(p99), mP99, 0.5), `${p99} vs ${mP99} ms`);
+  const p50 = (await tid('latency-p50').textContent()).trim();
+  const mP50 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.5"}') * 1000;
+  check('latency p50 matches quantile 0.5', near(ms(p50), mP50, 0.5), `${p50} vs ${mP50} ms`);
+  check('p50 <= p99', ms(p50) <= ms(p99), `${p50} ${p99}`);
+  const thrIn = (await tid('throughput-in').textContent()).trim();
+  const thrOut = (await tid('throughput-out').textContent()).trim();
+  m = await metrics();
+  check('throughput in/s shows a rate', /\/s$/.test(thrIn) && thrIn !== '0/s', thrIn);
+  check('throughput in/s matches parley_dashboard_messages_received_per_second',
+    near(rate(thrIn), m.get('parley_dashboard_messages_received_per_second'), 0.5, 3),
+    `${thrIn} vs ${m.get('parley_dashboard_messages_received_per_second')}`);
+  check('throughput out/s matches parley_dashboard_messages_published_per_second',
+    near(rate(thrOut), m.get('parley_dashboard_messages_published_per_second'), 0.5, 3),
+    `${thrOut} vs ${m.get('parley_dashboard_messages_published_per_second')}`);
+  check('msgs kpi shows a rate', /\/s$/.test((await tid('kpi-msgs').textContent()).trim()));
   check('/metrics has the cluster rate', m.get('parley_dashboard_messages_published_per_second') > 0);
+  const errs = (await tid('throughput-errors').textContent()).trim();
+  check('error rate matches parley_dashboard_errors_per_second',
+    near(rate(errs), m.get('parley_dashboard_errors_per_second'), 0.5, 1), errs);
 
   // ---- resources: the index node and every reporting peer -----------------------
   const resRows = await tid('resource-row').count();
   check('resources: the index and every peer', resRows >= peerCount + 1, `${resRows} rows`);
+  await waitFor('every index node under resources', async () =>
+    (await page.locator('[data-testid=resource-row][data-kind=index]').count()) === 3);
+  check('resources: all three index nodes', true);
   const kinds = await tid('resource-row').evaluateAll((els) => els.map((e) => e.textContent));
   check('resources include the index node', kinds.some((t) => t.includes('index')));
+  // The leader's own row ("NAME #ID") against the leader's /metrics.
+  const idxCells = await page.locator(`[data-testid=resource-row][data-kind=index][data-daemon$="#${LEADER}"]`).first().locator('td').allTextContents();
+  m = await metrics();
+  check('index RSS matches process_resident_memory_bytes',
+    near(bytes(idxCells[3]), m.get('process_resident_memory_bytes'), 0.25), `${idxCells[3]} vs ${m.get('process_resident_memory_bytes')}`);
+  check('index open FDs match process_open_fds',
+    near(num(idxCells[4]), m.get('process_open_fds'), 0, 3), `${idxCells[4]} vs ${m.get('process_open_fds')}`);
+  check('the leader serves its own figures', (await tid('served-by').textContent()).trim() === `node ${LEADER} · leader`,
+    await tid('served-by').textContent());
 
   // ---- events -------------------------------------------------------------------
   check('join events listed', (await page.locator('[data-testid=event-item][data-kind=join]').count()) >= 1);
@@ -149,6 +202,37 @@ try {
 
   await page.screenshot({ path: join(ART, 'dashboard-1440x900.png'), fullPage: false });
   await page.screenshot({ path: join(ART, 'dashboard-1440x900-full.png'), fullPage: true });
+
+  // ---- a follower's dashboard shows the same cluster (from the leader) --------
+  {
+    const fpage = await context.newPage();
+    fpage.on('console', (msg) => { if (msg.type() === 'error') errors.push(`follower: ${msg.text()}`); });
+    fpage.on('pageerror', (e) => errors.push(`follower: ${e}`));
+    const ftid = (id) => fpage.getByTestId(id);
+    await fpage.goto(`${FOLLOWER_BASE}/dashboard/#token=${TOKEN}`);
+    await ftid('dashboard').waitFor({ state: 'visible', timeout: 20000 });
+    await waitFor('the follower\u2019s stream to go live', async () =>
+      (await ftid('conn-status').getAttribute('data-state')) === 'live');
+    const sb = (await ftid('served-by').textContent()).trim();
+    check('follower: says the view comes from the leader', sb.endsWith(`cluster view from leader node ${LEADER}`), sb);
+    check('follower: no partial-view banner', !(await ftid('source-notice').isVisible()));
+    const lm = await metrics();
+    await waitFor('the follower\u2019s peer count', async () =>
+      num(await ftid('peers-count').textContent()) === lm.get('parley_index_peers'));
+    check('follower: peer count matches the leader\u2019s parley_index_peers', true);
+    await waitFor('the follower\u2019s figures', async () =>
+      (await ftid('resource-row').count()) >= lm.get('parley_index_peers') + 1);
+    check('follower: resources of every peer (reported to the leader only)', true);
+    const fRate = rate((await ftid('throughput-in').textContent()).trim());
+    check('follower: throughput matches the leader\u2019s /metrics',
+      near(fRate, lm.get('parley_dashboard_messages_received_per_second'), 0.5, 3), `${fRate}`);
+    check('follower: the leader\u2019s latency', ms((await ftid('latency-p99').textContent()).trim()) > 0);
+    const fm = await metrics(FOLLOWER_BASE);
+    check('follower: /metrics says it is not the alert evaluator', fm.get('parley_alerts_evaluator') === 0);
+    check('leader: /metrics says it is the alert evaluator', lm.get('parley_alerts_evaluator') === 1);
+    await fpage.screenshot({ path: join(ART, 'dashboard-follower-1440x900.png'), fullPage: false });
+    await fpage.close();
+  }
 
   // ---- a killed peer disappears after its lease, with an expire event -----------
   process.kill(KILL_PID, 'SIGKILL');
@@ -167,7 +251,7 @@ try {
   // ---- trigger an alert: a peer's outbox goes over the rule's threshold -----------
   writeFileSync(CONTROL, 'outbox=25\n');
   const alert = page.locator('[data-testid=alert-firing][data-name=outbox_depth]');
-  await alert.waitFor({ timeout: 20000 });
+  await alert.waitFor({ timeout: 45000 }); // generous: a loaded CI machine
   check('the outbox_depth alert appears', await alert.isVisible());
   check('it says where', (await alert.textContent()).includes('on gauge'));
   check('its severity', (await alert.getAttribute('data-severity')) === 'warning');

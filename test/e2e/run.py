@@ -7,9 +7,10 @@ fake reporting peer (`test_dash --report-client`) whose outbox the test
 raises to trigger the alert.  Then runs dashboard.spec.mjs under node:
 playwright-core drives Debian's chromium (/usr/bin/chromium; playwright
 never downloads a browser here) through the dashboard served by the
-leader, checks every panel against /metrics and the API, kills a peer,
-triggers the alert, and saves screenshots at 1440x900 and 390x844 in
-$PARLEY_ARTIFACTS (ctest: BUILD/Testing/artifacts).
+leader, checks every panel against /metrics and the API, checks that a
+follower's dashboard shows the same cluster-wide figures (taken from the
+leader), kills a peer, triggers the alert, and saves screenshots at
+1440x900 and 390x844 in $PARLEY_ARTIFACTS (ctest: BUILD/Testing/artifacts).
 
 Needs: chromium (installed with apt-get if missing and running as root;
 otherwise the test is skipped with exit code 77 and says why), node >= 20
@@ -195,7 +196,9 @@ def main():
                DASH_KILL_PID=str(peers["dave"].p.pid),
                DASH_KILL_ID=peers["dave"].id,
                DASH_KILL_NAME="dave",
-               DASH_LEADER=str(leader.node_id))
+               DASH_LEADER=str(leader.node_id),
+               DASH_FOLLOWER_BASE="http://%s" % [
+                   n for n in cl.nodes.values() if n is not leader][0].http)
     log("running dashboard.spec.mjs in %s" % chromium)
     rc = subprocess.run(["node", os.path.join(HERE, "dashboard.spec.mjs")],
                         cwd=HERE, env=env, timeout=300).returncode

@@ -19,11 +19,20 @@ parleyd in PARLEY_BIN does not report yet).
   e. alerts: pending -> firing -> held -> resolved, in the dashboard, the
      log and /metrics, POSTed to a webhook receiver that checks the HMAC
      signature and answers the first attempt with 500 (retried); a
-     webhook nobody listens to is retried and given up; bad rule files
-     and https webhooks refuse to start;
+     webhook nobody listens to is retried and given up; bad rule files,
+     other schemes and an unreadable --webhook-ca refuse to start; an
+     https:// receiver with a self-signed certificate is reached with
+     --webhook-ca and refused without it;
   f. an expired peer leaves the table and appears as an event;
   g. a 3-node cluster: nodes, leader, health; a killed follower is seen
-     down by the leader and the node_down alert fires, then resolves.
+     down by the leader and the node_down alert fires, then resolves;
+  j. a 3-node cluster where every node has the same webhook: only the
+     leader evaluates and POSTs (one notification per transition); a
+     follower's dashboard and stream show the leader's figures
+     (served_by); a killed leader's firing alert is taken over by the new
+     leader (no second "firing", the "resolved" from the new leader); a
+     lone survivor fires no_leader itself, and resolves it once a leader
+     is back.
 
 Prints "N passed, M failed" last.
 """
@@ -97,9 +106,10 @@ def raw_get(hostport, path):
 
 class Receiver:
     """A webhook receiver: verifies X-Parley-Signature, answers 500 to the
-    first `fail_first` POSTs and 200 afterwards, records everything."""
+    first `fail_first` POSTs and 200 afterwards, records everything.  With
+    tls=(certfile, keyfile) it serves https."""
 
-    def __init__(self, fail_first=1):
+    def __init__(self, fail_first=1, tls=None):
         self.posts = []
         self.fail_left = fail_first
         self.lock = threading.Lock()
@@ -132,13 +142,21 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                                       Handler)
+        self.scheme = "http"
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            self.server.socket = ctx.wrap_socket(self.server.socket,
+                                                 server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        daemon=True)
         self.thread.start()
 
     def url(self):
-        return "http://127.0.0.1:%d/hook" % self.port
+        return "%s://127.0.0.1:%d/hook" % (self.scheme, self.port)
 
     def of(self, event):
         with self.lock:
@@ -480,8 +498,64 @@ class DashboardTest(unittest.TestCase):
         with self.assertRaises(AssertionError) as cm:
             h.Index(extra=["--alerts", rules])
         self.assertIn("metric must be", str(cm.exception))
-        with self.assertRaises(AssertionError):
-            h.Index(extra=["--webhook", "https://example.org/"])
+        with self.assertRaises(AssertionError) as cm:
+            h.Index(extra=["--webhook", "ftp://example.org/"])
+        self.assertIn("want http[s]://HOST", str(cm.exception))
+        with self.assertRaises(AssertionError) as cm:
+            h.Index(extra=["--webhook", "https://example.org/",
+                           "--webhook-ca", os.path.join(d, "no-such.pem")])
+        self.assertIn("--webhook-ca", str(cm.exception))
+
+    def test_e3_https_webhook(self):
+        """https:// with a self-signed certificate: delivered and signed
+        when --webhook-ca names it, refused (certificate not trusted) when
+        it does not."""
+        import shutil
+        import subprocess
+        if not shutil.which("openssl"):
+            self.skipTest("no openssl to make a test certificate")
+        d = h.tmpdir("parley-https-")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                        "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        rx = Receiver(fail_first=0, tls=(cert, key))
+        self.addCleanup(rx.close)
+        rules = os.path.join(d, "alerts.json")
+        with open(rules, "w") as f:
+            json.dump([{"name": "churn", "metric": "peer_churn",
+                        "threshold": 0, "for_s": 0, "severity": "info"}], f)
+        secret = os.path.join(d, "secret")
+        with open(secret, "wb") as f:
+            f.write(SECRET)
+        os.chmod(secret, 0o600)
+        good, tok = self.start_index([
+            "--alerts", rules, "--webhook", rx.url(), "--webhook-secret",
+            secret, "--webhook-ca", cert, "--webhook-retry", "100ms"])
+        bad, tok2 = self.start_index([
+            "--alerts", rules, "--webhook", rx.url(),
+            "--webhook-attempts", "2", "--webhook-retry", "100ms"])
+        self.reporter(good, "tls-a")
+        self.reporter(bad, "tls-b")
+        h.wait_until(lambda: rx.of("firing"), 15, 0.1,
+                     "the https delivery")
+        got = rx.of("firing")[0]
+        self.assertTrue(got["sig_ok"])
+        self.assertEqual(got["body"]["alert"]["name"], "churn")
+        self.assertEqual(got["body"]["index"]["id"], good.id)
+        h.wait_until(lambda: metrics(good, tok).get(
+            'parley_webhook_deliveries_total{result="delivered"}') == 1,
+            10, 0.1, "the delivery counted")
+        h.wait_until(lambda: metrics(bad, tok2).get(
+            'parley_webhook_deliveries_total{result="failed"}') == 1, 15,
+            0.2, "the untrusted delivery to be given up")
+        self.assertEqual([p["body"]["index"]["id"] for p in rx.posts],
+                         [good.id])
+        self.assertIn("dropped after 2 attempts", bad.logtext())
+        good.stop()
+        bad.stop()
 
     # f -------------------------------------------------------------------
     def test_f_expired_peer_leaves(self):
@@ -564,6 +638,178 @@ class DashboardTest(unittest.TestCase):
                 z["alerts"]["resolved"] else None
         z = h.wait_until(resolved, 30, 0.3, "node_down to resolve")
         self.assertEqual(z["alerts"]["resolved"][0]["name"], "node_down")
+        rep.kill(signal.SIGTERM)
+        cl.stop_all()
+
+    # j -------------------------------------------------------------------
+    def test_j_cluster_leader_alerts_and_follower_view(self):
+        rx = Receiver(fail_first=0)
+        self.addCleanup(rx.close)
+        d = h.tmpdir("parley-alerts-")
+        rules = os.path.join(d, "alerts.json")
+        with open(rules, "w") as f:
+            json.dump([{"name": "outbox_depth", "metric": "outbox_depth",
+                        "threshold": 3, "for_s": 1, "severity": "warning"},
+                       {"name": "node_down", "metric": "node_down",
+                        "threshold": 0, "for_s": 2, "severity": "critical"},
+                       {"name": "no_leader", "metric": "no_leader",
+                        "threshold": 0, "for_s": 3,
+                        "severity": "critical"}], f)
+        secret = os.path.join(d, "secret")
+        with open(secret, "wb") as f:
+            f.write(SECRET)
+        os.chmod(secret, 0o600)
+        control = os.path.join(d, "control")
+        with open(control, "w") as f:
+            f.write("outbox=0\n")
+        cl = h.Cluster(3, lease=3, extra=[
+            "--alerts", rules, "--webhook", rx.url(), "--webhook-secret",
+            secret, "--webhook-retry", "200ms"])
+        self.addCleanup(lambda: [n.kill() for n in cl.alive()])
+        leader = cl.wait_leader()
+        tok = h.mint_token(leader.data, role="viewer", cluster_key=cl.key)
+        followers = [n for n in cl.nodes.values() if n is not leader]
+
+        def dash(node, path="/v1/dashboard"):
+            return json.loads(node.get(path, token=tok, timeout=10))
+
+        def evaluator(node):
+            return node.metric("parley_alerts_evaluator")
+        h.wait_until(lambda: evaluator(leader) == 1 and all(
+            evaluator(f) == 0 for f in followers), 10, 0.2,
+            "one evaluator: the leader")
+        rep = reporter(cl.index_arg(), "gauge", "--control", control,
+                       "--topic", "t1", "--publish", "--rate", "20")
+        self.procs.append(rep)
+
+        # A follower shows the leader's figures.
+        def reporting(node):
+            x = dash(node)
+            rows = [r for r in x["peers"]["table"] if r["name"] == "gauge"]
+            return x if rows and rows[0]["reporting"] and \
+                rows[0]["msgs_out_per_s"] and \
+                x["throughput"]["history"] else None
+        lx = h.wait_until(lambda: reporting(leader), 20, 0.3,
+                          "the reporter's figures on the leader")
+        self.assertEqual(lx["served_by"]["source"], "self")
+        self.assertEqual(lx["served_by"]["node"], leader.node_id)
+        self.assertTrue(lx["served_by"]["evaluator"])
+        fx = h.wait_until(lambda: reporting(followers[0]), 10, 0.3,
+                          "the reporter's figures on a follower")
+        sb = fx["served_by"]
+        self.assertEqual(sb["source"], "leader")
+        self.assertEqual(sb["node"], followers[0].node_id)
+        self.assertEqual(sb["leader"], leader.node_id)
+        self.assertEqual(sb["leader_http"], leader.http)
+        self.assertFalse(sb["evaluator"])
+        self.assertIsNone(sb["notice"])
+        self.assertEqual(fx["cluster"]["leader"], leader.node_id)
+        self.assertIn("gauge", [r["daemon"] for r in fx["resources"]])
+        # Every index node's resource use (the leader polls the others).
+        ix = h.wait_until(lambda: (lambda x: x if sorted(
+            r.get("node") for r in x["resources"] if r["kind"] == "index")
+            == [1, 2, 3] else None)(dash(followers[0])), 10, 0.3,
+            "three index nodes under resources")
+        for r in ix["resources"]:
+            if r["kind"] == "index":
+                self.assertGreater(r["rss_bytes"], 1 << 20)
+                self.assertGreater(r["open_fds"], 3)
+                self.assertTrue(r["daemon"].endswith("#%d" % r["node"]))
+        self.assertIn("t1", [t["topic"] for t in fx["topics"]])
+        self.assertGreaterEqual(len(fx["throughput"]["history"]), 1)
+        self.assertGreaterEqual(followers[0].metric(
+            'parley_dashboard_leader_fetches_total{result="ok"}'), 1)
+        # ... and its stream too.
+        req = urllib.request.Request("http://%s/v1/dashboard/stream"
+                                     % followers[1].http)
+        req.add_header("Authorization", "Bearer %s" % tok)
+        events = []
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(r.readline().decode(), "retry: 1000\n")
+            while len(events) < 2:
+                line = r.readline().decode()
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        for ev in events:
+            self.assertEqual(ev["served_by"]["source"], "leader")
+            self.assertEqual(ev["served_by"]["node"], followers[1].node_id)
+            rows = [x for x in ev["peers"]["table"] if x["name"] == "gauge"]
+            self.assertTrue(rows and rows[0]["reporting"], ev["peers"])
+
+        # The alert fires on the leader only: one notification.
+        with open(control, "w") as f:
+            f.write("outbox=10\n")
+        h.wait_until(lambda: rx.of("firing"), 15, 0.1, "the firing webhook")
+        time.sleep(3)  # every node has had time to (wrongly) send its own
+        fired = rx.of("firing")
+        self.assertEqual(len(fired), 1, [p["body"] for p in fired])
+        first = fired[0]["body"]
+        self.assertTrue(fired[0]["sig_ok"])
+        self.assertEqual(first["alert"]["name"], "outbox_depth")
+        self.assertEqual(first["index"]["node"], leader.node_id)
+        fx = dash(followers[0])
+        self.assertEqual([a["name"] for a in fx["alerts"]["firing"]],
+                         ["outbox_depth"])
+        for f in followers:
+            self.assertEqual(f.metric('parley_alerts_firing{name='
+                                      '"outbox_depth",severity="warning"}'),
+                             0)
+
+        # The leader dies: the new one takes the alert over (no second
+        # "firing"), and node_down fires from it.
+        leader.kill()
+        new = cl.wait_leader(exclude=(leader.node_id,))
+        h.wait_until(lambda: [p for p in rx.of("firing")
+                              if p["body"]["alert"]["name"] == "node_down"],
+                     20, 0.2, "node_down from the new leader")
+        nd = [p for p in rx.of("firing")
+              if p["body"]["alert"]["name"] == "node_down"]
+        self.assertEqual(len(nd), 1)
+        self.assertEqual(nd[0]["body"]["index"]["node"], new.node_id)
+        self.assertIn("alert", new.logtext())
+        self.assertIn("took over 1 firing alert", new.logtext())
+        nx = h.wait_until(lambda: (lambda x: x if "outbox_depth" in [
+            a["name"] for a in x["alerts"]["firing"]] else None)(dash(new)),
+            10, 0.3, "outbox_depth still firing on the new leader")
+        held = [a for a in nx["alerts"]["firing"]
+                if a["name"] == "outbox_depth"][0]
+        self.assertEqual(held["since"], first["alert"]["since"])
+        with open(control, "w") as f:
+            f.write("outbox=0\n")
+        h.wait_until(lambda: [p for p in rx.of("resolved")
+                              if p["body"]["alert"]["name"] ==
+                              "outbox_depth"], 20, 0.2,
+                     "outbox_depth resolved by the new leader")
+        res = [p for p in rx.of("resolved")
+               if p["body"]["alert"]["name"] == "outbox_depth"]
+        self.assertEqual(len(res), 1)
+        self.assertEqual(res[0]["body"]["index"]["node"], new.node_id)
+        self.assertEqual(res[0]["body"]["alert"]["since"],
+                         first["alert"]["since"])
+        self.assertEqual(len([p for p in rx.of("firing")
+                              if p["body"]["alert"]["name"] ==
+                              "outbox_depth"]), 1)
+
+        # Alone, the survivor says there is no leader itself.
+        other = [f for f in followers if f is not new][0]
+        other.kill()
+        h.wait_until(lambda: [p for p in rx.of("firing")
+                              if p["body"]["alert"]["name"] == "no_leader"],
+                     20, 0.2, "no_leader from the lone survivor")
+        nl = [p for p in rx.of("firing")
+              if p["body"]["alert"]["name"] == "no_leader"]
+        self.assertEqual(len(nl), 1)
+        self.assertEqual(nl[0]["body"]["index"]["node"], new.node_id)
+        sx = dash(new)
+        self.assertEqual(sx["state"], "waiting")
+        self.assertEqual(sx["served_by"]["source"], "local")
+        self.assertIn("no leader", sx["served_by"]["notice"])
+        self.assertIn("no_leader", [a["name"] for a in
+                                    sx["alerts"]["firing"]])
+        other.restart()
+        h.wait_until(lambda: [p for p in rx.of("resolved")
+                              if p["body"]["alert"]["name"] ==
+                              "no_leader"], 20, 0.2, "no_leader resolved")
         rep.kill(signal.SIGTERM)
         cl.stop_all()
 

@@ -1,7 +1,7 @@
 /* test_dash.c — the dashboard's pure logic: aggregation of REPORTs into
- * rates and quantiles (index/dash.h), the history rings, events, the alert
- * rules and state machines (index/alerts.h), and the webhook signature,
- * back-off and URL helpers (index/webhook.h).
+ * rates and quantiles (index/dash.h), the history rings and events.  The
+ * alert rules are tested in test_alerts.c, the webhooks in
+ * test_webhook.c.
  *
  * Run with --report-client ... it is instead a fake peer for the
  * integration tests (test/integration/test_dashboard.py, test/e2e): it
@@ -18,9 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/alerts.h"
 #include "index/dash.h"
-#include "index/webhook.h"
 
 #define T0 1800000000000ll /* a whole minute, Unix ms */
 
@@ -410,245 +408,6 @@ static void test_topics(void **state) {
   parley_dash_free(d);
 }
 
-/* ---- alerts ------------------------------------------------------------- */
-
-struct trans {
-  int to[16];
-  char summary[16][PARLEY_ALERT_SUMMARY_MAX + 1];
-  int64_t since[16], until[16];
-  size_t n;
-};
-
-static void on_trans(void *ctx, int to, const struct parley_alert *a,
-                     const struct parley_alert_resolved *r) {
-  struct trans *t = ctx;
-  t->to[t->n] = to;
-  snprintf(t->summary[t->n], sizeof t->summary[0], "%s",
-           r != NULL ? r->summary : a->summary);
-  t->since[t->n] = r != NULL ? r->since_ms : a->since_ms;
-  t->until[t->n] = r != NULL ? r->until_ms : 0;
-  t->n++;
-}
-
-static void sample(struct parley_alert_sample *s, int metric, double v,
-                   const char *detail) {
-  memset(s, 0, sizeof *s);
-  for (int i = 0; i < PARLEY_ALERT_NMETRICS; i++)
-    s->v[i] = NAN;
-  s->v[metric] = v;
-  if (detail != NULL)
-    snprintf(s->detail[metric], sizeof s->detail[0], "%s", detail);
-}
-
-static void test_alert_transitions(void **state) {
-  struct parley_alert_rule rule;
-  struct parley_alerts *a = NULL;
-  struct parley_alert_sample s;
-  struct trans t;
-  const char *txt = "[{\"name\":\"outbox\",\"metric\":\"outbox_depth\","
-                    "\"op\":\">\",\"threshold\":1000,\"for_s\":10,"
-                    "\"severity\":\"warning\"}]";
-  size_t n = 0;
-  char err[128];
-  (void)state;
-
-  assert_int_equal(parley_alerts_parse(txt, strlen(txt), &rule, 1, &n, err,
-                                       sizeof err),
-                   PARLEY_OK);
-  assert_int_equal(n, 1);
-  assert_int_equal(rule.for_ms, 10000);
-  assert_int_equal(parley_alerts_new(&rule, 1, &a), PARLEY_OK);
-  memset(&t, 0, sizeof t);
-  /* Below: nothing.  Above: pending, not firing for 10 s. */
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, 5, NULL);
-  parley_alerts_eval(a, &s, T0, on_trans, &t);
-  assert_int_equal(parley_alerts_get(a, 0)->state, PARLEY_ALERT_INACTIVE);
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, 1200, "on bob");
-  parley_alerts_eval(a, &s, T0 + 1000, on_trans, &t);
-  assert_int_equal(parley_alerts_get(a, 0)->state, PARLEY_ALERT_PENDING);
-  /* Dropping below while pending resets it. */
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, 10, NULL);
-  parley_alerts_eval(a, &s, T0 + 5000, on_trans, &t);
-  assert_int_equal(parley_alerts_get(a, 0)->state, PARLEY_ALERT_INACTIVE);
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, 1200, "on bob");
-  parley_alerts_eval(a, &s, T0 + 6000, on_trans, &t);
-  parley_alerts_eval(a, &s, T0 + 15999, on_trans, &t);
-  assert_int_equal(t.n, 0);
-  parley_alerts_eval(a, &s, T0 + 16000, on_trans, &t);
-  assert_int_equal(t.n, 1);
-  assert_int_equal(t.to[0], PARLEY_ALERT_FIRING);
-  assert_int_equal(t.since[0], T0 + 16000);
-  assert_string_equal(t.summary[0],
-                      "outbox depth 1200 > 1000 for 10s on bob");
-  /* Held: no new transition while it stays above. */
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, 1500, "on bob");
-  parley_alerts_eval(a, &s, T0 + 20000, on_trans, &t);
-  assert_int_equal(t.n, 1);
-  assert_int_equal(parley_alerts_get(a, 0)->state, PARLEY_ALERT_FIRING);
-  assert_near(parley_alerts_get(a, 0)->value, 1500);
-  /* No data counts as false: resolved. */
-  sample(&s, PARLEY_ALERT_OUTBOX_DEPTH, NAN, NULL);
-  parley_alerts_eval(a, &s, T0 + 25000, on_trans, &t);
-  assert_int_equal(t.n, 2);
-  assert_int_equal(t.to[1], PARLEY_ALERT_RESOLVED);
-  assert_int_equal(t.since[1], T0 + 16000);
-  assert_int_equal(t.until[1], T0 + 25000);
-  assert_string_equal(t.summary[1],
-                      "outbox depth 1500 > 1000 for 10s on bob");
-  assert_int_equal(parley_alerts_resolved_count(a), 1);
-  assert_near(parley_alerts_resolved(a, 0)->value, 1500);
-  assert_int_equal(parley_alerts_get(a, 0)->fired, 1);
-  assert_int_equal(parley_alerts_get(a, 0)->state, PARLEY_ALERT_INACTIVE);
-  parley_alerts_free(a);
-}
-
-static void test_alert_for_zero_and_ops(void **state) {
-  struct parley_alert_rule rules[2];
-  struct parley_alerts *a = NULL;
-  struct parley_alert_sample s;
-  struct trans t;
-  const char *txt =
-      "{\"rules\":[{\"name\":\"nl\",\"metric\":\"no_leader\","
-      "\"threshold\":0,\"severity\":\"critical\"},"
-      "{\"name\":\"quiet\",\"metric\":\"error_rate\",\"op\":\"<=\","
-      "\"threshold\":0.5,\"for_s\":0}]}";
-  size_t n = 0;
-  char err[128];
-  (void)state;
-
-  assert_int_equal(parley_alerts_parse(txt, strlen(txt), rules, 2, &n, err,
-                                       sizeof err),
-                   PARLEY_OK);
-  assert_int_equal(n, 2);
-  assert_string_equal(rules[1].severity, "warning"); /* the default */
-  assert_int_equal(rules[1].op, PARLEY_ALERT_LE);
-  assert_int_equal(parley_alerts_new(rules, 2, &a), PARLEY_OK);
-  memset(&t, 0, sizeof t);
-  sample(&s, PARLEY_ALERT_NO_LEADER, 1, "(term 3)");
-  s.v[PARLEY_ALERT_ERROR_RATE] = 0.5;
-  parley_alerts_eval(a, &s, T0, on_trans, &t);
-  assert_int_equal(t.n, 2); /* both at once: for_s 0 */
-  assert_string_equal(t.summary[0], "no leader for 0s (term 3)");
-  /* Resolved entries come back newest first. */
-  sample(&s, PARLEY_ALERT_NO_LEADER, 0, NULL);
-  s.v[PARLEY_ALERT_ERROR_RATE] = 0.5;
-  parley_alerts_eval(a, &s, T0 + 1000, on_trans, &t);
-  s.v[PARLEY_ALERT_ERROR_RATE] = 2;
-  parley_alerts_eval(a, &s, T0 + 2000, on_trans, &t);
-  assert_int_equal(t.n, 4);
-  assert_string_equal(parley_alerts_resolved(a, 0)->name, "quiet");
-  assert_string_equal(parley_alerts_resolved(a, 1)->name, "nl");
-  assert_null(parley_alerts_resolved(a, 2));
-  parley_alerts_free(a);
-}
-
-static void test_alert_parse_errors(void **state) {
-  struct parley_alert_rule rules[4];
-  size_t n = 99;
-  char err[160];
-  static const char *const bad[] = {
-      "not json",
-      "{\"name\":\"x\"}",
-      "[{\"metric\":\"error_rate\",\"threshold\":1}]",
-      "[{\"name\":\"x\",\"metric\":\"cpu\",\"threshold\":1}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\"}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\",\"threshold\":1,"
-      "\"for\":5}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\",\"threshold\":1,"
-      "\"op\":\"==\"}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\",\"threshold\":1,"
-      "\"severity\":\"page\"}]",
-      "[{\"name\":\"x y\",\"metric\":\"error_rate\",\"threshold\":1}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\",\"threshold\":1,"
-      "\"for_s\":-1}]",
-      "[{\"name\":\"x\",\"metric\":\"error_rate\",\"threshold\":1},"
-      "{\"name\":\"x\",\"metric\":\"node_down\",\"threshold\":0}]",
-      "[1,2,3,4,5]",
-  };
-  (void)state;
-
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    err[0] = '\0';
-    assert_int_equal(parley_alerts_parse(bad[i], strlen(bad[i]), rules, 4,
-                                         &n, err, sizeof err),
-                     PARLEY_EINVAL);
-    assert_int_equal(n, 0);
-    assert_true(err[0] != '\0');
-  }
-  assert_int_equal(parley_alerts_parse(bad[5], strlen(bad[5]), rules, 4, &n,
-                                       err, sizeof err),
-                   PARLEY_EINVAL);
-  assert_string_equal(err, "rule 1: unknown key \"for\"");
-  assert_int_equal(parley_alerts_parse("[]", 2, rules, 4, &n, err,
-                                       sizeof err),
-                   PARLEY_OK);
-  assert_int_equal(n, 0);
-  /* The defaults: one rule per metric, all valid. */
-  {
-    struct parley_alert_rule d[PARLEY_ALERTS_MAX_RULES];
-    struct parley_alerts *a = NULL;
-    size_t k = parley_alerts_defaults(d, PARLEY_ALERTS_MAX_RULES);
-    assert_int_equal(k, PARLEY_ALERT_NMETRICS);
-    for (size_t i = 0; i < k; i++)
-      assert_int_equal(d[i].metric, (int)i);
-    assert_int_equal(parley_alerts_new(d, k, &a), PARLEY_OK);
-    parley_alerts_free(a);
-  }
-}
-
-/* ---- webhook helpers ---------------------------------------------------- */
-
-static void test_webhook_sign(void **state) {
-  char sig[PARLEY_WEBHOOK_SIG_LEN];
-  const char *data = "what do ya want for nothing?";
-  (void)state;
-
-  /* RFC 4231, test case 2 */
-  parley_webhook_sign((const uint8_t *)"Jefe", 4, data, strlen(data), sig);
-  assert_string_equal(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f0"
-                           "89d2739839dec58b964ec3843");
-}
-
-static void test_webhook_backoff_and_url(void **state) {
-  char host[64], path[128];
-  uint16_t port = 0;
-  (void)state;
-
-  assert_int_equal(parley_webhook_backoff_ms(1000, 1), 1000);
-  assert_int_equal(parley_webhook_backoff_ms(1000, 2), 2000);
-  assert_int_equal(parley_webhook_backoff_ms(1000, 4), 8000);
-  assert_int_equal(parley_webhook_backoff_ms(1000, 30), 60000);
-  assert_int_equal(parley_webhook_backoff_ms(250, 3), 1000);
-
-  assert_int_equal(parley_webhook_parse_url("http://127.0.0.1:8080/hook?x=1",
-                                            host, sizeof host, &port, path,
-                                            sizeof path),
-                   PARLEY_OK);
-  assert_string_equal(host, "127.0.0.1");
-  assert_int_equal(port, 8080);
-  assert_string_equal(path, "/hook?x=1");
-  assert_int_equal(parley_webhook_parse_url("http://example.org", host,
-                                            sizeof host, &port, path,
-                                            sizeof path),
-                   PARLEY_OK);
-  assert_int_equal(port, 80);
-  assert_string_equal(path, "/");
-  assert_int_equal(parley_webhook_parse_url("http://[::1]:9/a", host,
-                                            sizeof host, &port, path,
-                                            sizeof path),
-                   PARLEY_OK);
-  assert_string_equal(host, "::1");
-  assert_int_equal(port, 9);
-  static const char *const bad[] = {
-      "https://example.org/", "http://", "http://:80/", "http://h:0/",
-      "http://h:99999/",      "http://h:x/", "http://u@h/", "ftp://h/",
-      "http://h/a b",         "http://h/#frag"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    assert_int_equal(parley_webhook_parse_url(bad[i], host, sizeof host,
-                                              &port, path, sizeof path),
-                     PARLEY_EINVAL);
-}
-
 /* ---- the fake reporting peer (--report-client) --------------------------- */
 
 int parley_test_report_client(int argc, char **argv);
@@ -663,11 +422,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_coarse_minutes),
       cmocka_unit_test(test_events_and_churn),
       cmocka_unit_test(test_topics),
-      cmocka_unit_test(test_alert_transitions),
-      cmocka_unit_test(test_alert_for_zero_and_ops),
-      cmocka_unit_test(test_alert_parse_errors),
-      cmocka_unit_test(test_webhook_sign),
-      cmocka_unit_test(test_webhook_backoff_and_url),
   };
   if (argc > 1 && strcmp(argv[1], "--report-client") == 0)
     return parley_test_report_client(argc - 1, argv + 1);

@@ -122,13 +122,17 @@ export function createApp(root, deps) {
       claims ? [typeof claims.role === 'string' ? claims.role : 'token',
         typeof claims.exp === 'number' ? ` · until ${fmtClock(claims.exp * 1000)}` : ''] : '');
     const logout = h('button', { type: 'button', class: 'btn btn-small', testid: 'logout-button', onclick: signOut }, 'Sign out');
+    const servedBy = h('span', { class: 'served-by', testid: 'served-by' });
+    servedBy.hidden = true;
     const topbar = h('header', { class: 'topbar' },
       h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), h('span', null, 'Parley'), h('span', { class: 'muted brand-sub' }, 'index dashboard')),
-      connEl,
+      connEl, servedBy,
       h('div', { class: 'topbar-tools' }, windowSelect, tokenInfo, logout));
 
     const banner = h('div', { class: 'banner', testid: 'waiting-banner', role: 'status' });
     banner.hidden = true;
+    const sourceBanner = h('div', { class: 'banner banner-warn', testid: 'source-notice', role: 'status' });
+    sourceBanner.hidden = true;
     const loading = h('div', { class: 'loading', testid: 'loading' });
 
     const summary = createSummary();
@@ -146,8 +150,8 @@ export function createApp(root, deps) {
     const grid = h('main', { class: 'grid', testid: 'dashboard' }, summary.el, ...Object.values(panels).map((p) => p.el));
     grid.hidden = true;
     const footer = h('footer', { class: 'footer muted small' }, 'Parley index · live view, one update per second');
-    root.replaceChildren(h('div', { class: 'app', testid: 'app' }, topbar, banner, loading, grid, footer));
-    ui = { connEl, connText, lastUpdate, retry, windowSelect, banner, loading, grid, summary, panels };
+    root.replaceChildren(h('div', { class: 'app', testid: 'app' }, topbar, sourceBanner, banner, loading, grid, footer));
+    ui = { connEl, connText, lastUpdate, retry, windowSelect, servedBy, sourceBanner, banner, loading, grid, summary, panels };
     renderLoading();
   }
 
@@ -176,6 +180,7 @@ export function createApp(root, deps) {
         h('span', { testid: 'waiting-text' }, data.waiting_for || 'the cluster is still starting (no leader or no peer yet)'),
         h('span', { class: 'muted' }, ' — panels fill in as soon as there is something to show.'));
     }
+    renderSource(data.served_by);
     const view = { window: store.window, resolution: store.limits.resolution };
     ui.summary.update(data);
     for (const p of Object.values(ui.panels)) p.update(data, view);
@@ -183,6 +188,32 @@ export function createApp(root, deps) {
       const n = data.alerts.firing.length;
       d.doc.title = `${n > 0 ? `(${n}) ` : ''}Parley dashboard`;
     }
+  }
+
+  // Which node answered: "node 3 · follower · cluster view from leader node 2".
+  // When a follower could not reach the leader it shows only its own view: a
+  // banner says so and links to the leader's dashboard.
+  function renderSource(sb) {
+    ui.servedBy.hidden = !sb;
+    ui.sourceBanner.hidden = !(sb && sb.source === 'local' && sb.notice);
+    if (!sb) return;
+    ui.servedBy.dataset.source = sb.source;
+    const who = sb.role === 'standalone' ? 'single index node'
+      : `node ${sb.node ?? '?'}${sb.role ? ` · ${sb.role}` : ''}`;
+    const from = sb.source === 'leader' ? ` · cluster view from leader node ${sb.leader ?? '?'}`
+      : sb.source === 'local' ? ' · this node\u2019s own view' : '';
+    setText(ui.servedBy, `${who}${from}`);
+    ui.servedBy.title = sb.source === 'leader'
+      ? 'This node is a follower: the figures come from the leader, which the peers report to.'
+      : sb.source === 'self' ? 'This node holds the cluster\u2019s figures.' : (sb.notice ?? '');
+    if (ui.sourceBanner.hidden) return;
+    const link = sb.leader_http && /^[0-9A-Za-z.:[\]-]+$/.test(sb.leader_http)
+      ? h('a', { href: `http://${sb.leader_http}/dashboard/`, testid: 'leader-link', rel: 'noreferrer' },
+        `Open the leader\u2019s dashboard (node ${sb.leader ?? '?'})`)
+      : null;
+    setChildren(ui.sourceBanner, h('strong', null, 'Partial view: '),
+      h('span', { testid: 'source-notice-text' }, `${sb.notice}.`),
+      link ? ' ' : null, link);
   }
 
   function scheduleRender() {

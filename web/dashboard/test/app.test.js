@@ -331,6 +331,72 @@ describe('waiting states', () => {
   });
 });
 
+describe('which node answered', () => {
+  let app;
+  afterEach(() => app?.stop());
+
+  function mount(snap) {
+    sessionStorage.setItem(TOKEN_KEY, TOKEN);
+    document.body.replaceChildren();
+    const root = document.createElement('div');
+    document.body.append(root);
+    const index = fakeIndex();
+    index.queues['/v1/dashboard'].push(() => new Response(JSON.stringify(snap), { status: 200 }));
+    app = createApp(root, {
+      fetch: index.fetch, storage: sessionStorage, chartFactory: stubCharts().factory,
+      now: () => T0, schedule: (f) => f(), ...fakeTimers(),
+      location: { hash: '', pathname: '/dashboard/', search: '', host: 'index.test:7483' },
+    });
+    app.start();
+  }
+
+  const sb = (extra) => ({ node: 3, name: 'idx3', role: 'follower', source: 'leader', evaluator: false,
+    leader: 2, leader_http: '127.0.0.1:7482', notice: null, ...extra });
+
+  it('a follower says the figures are the leader\u2019s', async () => {
+    const s = snapshot();
+    s.served_by = sb();
+    mount(s);
+    await flush();
+    expect(q('served-by').hidden).toBe(false);
+    expect(q('served-by').dataset.source).toBe('leader');
+    expect(q('served-by').textContent).toBe('node 3 · follower · cluster view from leader node 2');
+    expect(q('source-notice').hidden).toBe(true);
+  });
+
+  it('the leader and a single node say who they are', async () => {
+    const s = snapshot();
+    s.served_by = sb({ node: 2, role: 'leader', source: 'self', evaluator: true });
+    mount(s);
+    await flush();
+    expect(q('served-by').textContent).toBe('node 2 · leader');
+    const one = snapshot();
+    one.served_by = sb({ node: 1, role: 'standalone', source: 'self', leader: 1 });
+    mount(one);
+    await flush();
+    expect(q('served-by').textContent).toBe('single index node');
+  });
+
+  it('a follower that cannot reach the leader says so and links to it', async () => {
+    const s = snapshot();
+    s.served_by = sb({ source: 'local', notice: 'the leader (node 2, http 127.0.0.1:7482) did not answer (timed out)' });
+    mount(s);
+    await flush();
+    expect(q('served-by').dataset.source).toBe('local');
+    expect(q('served-by').textContent).toBe('node 3 · follower · this node\u2019s own view');
+    expect(q('source-notice').hidden).toBe(false);
+    expect(q('source-notice-text').textContent).toBe('the leader (node 2, http 127.0.0.1:7482) did not answer (timed out).');
+    expect(q('leader-link').getAttribute('href')).toBe('http://127.0.0.1:7482/dashboard/');
+  });
+
+  it('an index without served_by shows nothing about it', async () => {
+    mount(snapshot());
+    await flush();
+    expect(q('served-by').hidden).toBe(true);
+    expect(q('source-notice').hidden).toBe(true);
+  });
+});
+
 describe('latency topic selector', () => {
   it('always offers "All topics", then every known topic, and follows a click in the topics table', async () => {
     sessionStorage.setItem(TOKEN_KEY, TOKEN);

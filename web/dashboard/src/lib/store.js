@@ -39,9 +39,22 @@ export function normalize(raw) {
   const alerts = obj(r.alerts);
   const perTopic = {};
   for (const [k, v] of Object.entries(obj(latency.per_topic))) perTopic[k] = cleanHistory(v, 4);
+  const sb = obj(r.served_by);
   return {
     now: num(r.now),
     state: str(r.state) ?? 'ok',
+    // Which index node answered and whose figures these are (see
+    // docs/DASHBOARD_API.md, "Which node answers"). null for an older index.
+    served_by: r.served_by && typeof r.served_by === 'object' ? {
+      node: num(sb.node),
+      name: str(sb.name),
+      role: str(sb.role),
+      source: ['self', 'leader', 'local'].includes(sb.source) ? sb.source : 'self',
+      evaluator: sb.evaluator === true,
+      leader: num(sb.leader),
+      leader_http: str(sb.leader_http),
+      notice: str(sb.notice),
+    } : null,
     waiting_for: str(r.waiting_for),
     cluster: {
       leader: num(cluster.leader),

@@ -27,7 +27,7 @@ export function createResourcesPanel() {
         const cpu = typeof r.cpu_percent === 'number' ? r.cpu_percent : null;
         const bar = h('span', { class: 'bar', 'aria-hidden': 'true' }, h('span', { class: 'bar-fill' }));
         if (cpu !== null) bar.firstChild.style.width = `${Math.max(0, Math.min(100, cpu))}%`;
-        return h('tr', { testid: 'resource-row', data: { daemon: r.daemon ?? '' } },
+        return h('tr', { testid: 'resource-row', data: { daemon: r.daemon ?? '', kind: r.kind ?? '' } },
           h('td', null, String(r.daemon ?? '?')),
           h('td', null, h('span', { class: 'badge' }, String(r.kind ?? '?'))),
           h('td', { class: 'num' }, bar, fmtPercent(cpu)),
