@@ -187,8 +187,13 @@ fail:
 static int pump(struct peer *pe)
 {
     uv_run(&pe->loop, UV_RUN_NOWAIT);
-    while (parley_backlog(pe->p) > BACKLOG_HIGH || (pe->acked && pe->inflight >= pe->window))
+    while (parley_backlog(pe->p) > BACKLOG_HIGH)
         uv_run(&pe->loop, UV_RUN_ONCE);
+    /* A full window drains to half before publishing resumes, so that
+     * each loop turn (one store transaction) carries a batch. */
+    if (pe->acked && pe->inflight >= pe->window)
+        while (pe->inflight > pe->window / 2)
+            uv_run(&pe->loop, UV_RUN_ONCE);
     return 0;
 }
 
