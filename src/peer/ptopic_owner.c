@@ -165,7 +165,7 @@ static int put_key(struct ptopic_op *op, const struct parley_topic_key *k,
   uint8_t blob[PARLEY_GROUPKEY_BLOB_MAX];
   uint8_t signed_data[PARLEY_ACL_KEY_PUT_SIGNED_MAX], sig[64];
   uint8_t frame[4 + 2 + PARLEY_ACL_BLOB_MAX + 64];
-  size_t blen, slen, flen;
+  size_t blen = 0, slen = 0, flen = 0;
   int rc = parley_groupkey_seal(&n->id, op->topic, k, member, &b);
 
   if (rc == PARLEY_OK)
