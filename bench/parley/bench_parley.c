@@ -16,6 +16,11 @@
  *           message (SQLite, one transaction per loop turn), fire-and-forget.
  *   ack     acknowledged delivery: each subscriber stores the message
  *           before it acknowledges; the publisher keeps --window in flight.
+ *           The ack workload is acknowledged whatever the mode.
+ *   *_os    stored_os, ack_os: the same with --sync os (commits written to
+ *           the OS, synced at checkpoints: they survive a crash of the
+ *           process, not of the machine), as Mosquitto's and JetStream's
+ *           defaults do; without _os every commit is fsynced.
  *
  * The driver calls pub_send in a tight loop; the loop is run every 64 sends
  * and whenever more than BACKLOG_HIGH bytes wait on the links, so the
@@ -61,15 +66,32 @@ struct peer {
     int timer_on, timed_out;
 };
 
+static int mode_is(const struct bench_opts *o, const char *m)
+{
+    return o->mode != NULL && strcmp(o->mode, m) == 0;
+}
+
+/* The store's commits go to the OS only (--sync os) in the *_os modes. */
+static int mode_os(const struct bench_opts *o)
+{
+    size_t n = o->mode != NULL ? strlen(o->mode) : 0;
+    return n > 3 && strcmp(o->mode + n - 3, "_os") == 0;
+}
+
+static int mode_acked(const struct bench_opts *o)
+{
+    return o->workload == BENCH_W_ACK || mode_is(o, "ack") || mode_is(o, "ack_os");
+}
+
 static const char *config(const struct bench_opts *o)
 {
-    if (o->workload == BENCH_W_ACK || (o->mode != NULL && strcmp(o->mode, "ack") == 0))
-        return "noise_xx+chain,stored_before_ack,peer_rate=unlimited";
-    if (o->mode == NULL || strcmp(o->mode, "nohist") == 0)
+    if (mode_acked(o))
+        return mode_os(o) ? "noise_xx+chain,stored_before_ack,sync=os,peer_rate=unlimited"
+                          : "noise_xx+chain,stored_before_ack,sync=fsync,peer_rate=unlimited";
+    if (o->mode == NULL || mode_is(o, "nohist"))
         return "noise_xx,no_history,peer_rate=unlimited";
-    if (strcmp(o->mode, "stored") == 0)
-        return "noise_xx+chain,stored_sqlite,peer_rate=unlimited";
-    return "noise_xx+chain,stored_before_ack,peer_rate=unlimited";
+    return mode_os(o) ? "noise_xx+chain,stored_sqlite,sync=os,peer_rate=unlimited"
+                      : "noise_xx+chain,stored_sqlite,sync=fsync,peer_rate=unlimited";
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -86,9 +108,8 @@ static int peer_open(struct peer *pe, const struct bench_ctx *c, const char *nam
     int rc;
 
     /* The ack workload is acknowledged whatever the mode says. */
-    pe->acked = c->o->workload == BENCH_W_ACK ||
-                (c->o->mode != NULL && strcmp(c->o->mode, "ack") == 0);
-    pe->nohist = !pe->acked && (c->o->mode == NULL || strcmp(c->o->mode, "nohist") == 0);
+    pe->acked = mode_acked(c->o);
+    pe->nohist = !pe->acked && (c->o->mode == NULL || mode_is(c->o, "nohist"));
     pe->window = c->o->window ? c->o->window : 256;
     snprintf(pe->broker, sizeof pe->broker, "%s:%u", c->o->host, c->o->port);
     snprintf(pe->dir, sizeof pe->dir, "/tmp/bench-parley-XXXXXX");
@@ -107,6 +128,7 @@ static int peer_open(struct peer *pe, const struct bench_ctx *c, const char *nam
      * against floods; a benchmark between cooperating processes lifts it,
      * as one would between trusted services. */
     opt.peer_rate = 100000000u;
+    opt.sync_os = mode_os(c->o);
     rc = parley_open(&opt, &pe->p);
     if (rc < 0) {
         fprintf(stderr, "bench_parley: parley_open: %s\n", parley_errstr(rc));
@@ -385,7 +407,7 @@ static void rtt_close(void *st)
 static const struct bench_ops ops = {
     .system = "parley",
     .workloads = "thr fanout rtt ack big topics",
-    .modes = "nohist stored ack",
+    .modes = "nohist stored stored_os ack ack_os",
     .lossy = "",
     .broker = "parley",
     .config = config,

@@ -51,6 +51,11 @@ struct parley_options {
    * before they are refused (acked: retried later; fire-and-forget:
    * dropped and counted).  0 = the default (10 000). */
   uint32_t peer_rate;
+  /* 0 (default): a stored message is on stable storage (fsync) before it
+   * is acknowledged; 1: written to the OS, synced at checkpoints: it
+   * survives a crash of the process, not of the machine, and the stored
+   * path is several times faster. */
+  int sync_os;
 };
 
 /* A received message.  Everything is borrowed for the callback's

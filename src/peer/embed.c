@@ -153,6 +153,7 @@ int parley_open(const struct parley_options *o, struct parley **out) {
   cfg.api = o->api;
   cfg.max_message = o->max_message;
   cfg.peer_rate = o->peer_rate;
+  cfg.sync_os = o->sync_os;
   list = parley_strdup(o->index);
   if (list == NULL)
     return PARLEY_ENOMEM;

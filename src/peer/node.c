@@ -382,6 +382,11 @@ static int start(struct parley_node *n, const char *pass, size_t pass_len) {
                parley_strerror(rc));
     return rc;
   }
+  if (n->cfg.sync_os) {
+    rc = parley_store_set_sync(n->store, PARLEY_STORE_SYNC_OS);
+    if (rc < 0)
+      return rc;
+  }
   rc = parley_store_sub_list(n->store, load_sub, n);
   if (rc < 0)
     return rc;

@@ -48,6 +48,11 @@ struct parley_node_config {
    * answered ELIMIT (the publisher retries later), fire-and-forget ones
    * dropped; both are counted in /metrics. */
   uint32_t peer_rate;           /* 0 = PARLEY_NODE_DEFAULT_PEER_RATE */
+  /* 0: every store commit is fsynced before what it covers is
+   * acknowledged (survives power loss); 1: written to the OS only,
+   * synced at checkpoints (survives a crash of the process).  See
+   * parley_store_set_sync. */
+  int sync_os;
   uint32_t peer_burst;          /* 0 = twice peer_rate */
   /* The identity key's passphrase (crypto/keyfile.h): borrowed during
    * parley_node_new only, never copied.  NULL: a plain key file (one that

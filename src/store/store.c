@@ -425,6 +425,15 @@ static int configure(struct parley_store *s) {
                   "configure");
 }
 
+int parley_store_set_sync(struct parley_store *s, int mode) {
+  if (mode != PARLEY_STORE_SYNC_FULL && mode != PARLEY_STORE_SYNC_OS)
+    return PARLEY_EINVAL;
+  return exec_sql(s,
+                  mode == PARLEY_STORE_SYNC_FULL ? "PRAGMA synchronous = FULL;"
+                                                 : "PRAGMA synchronous = NORMAL;",
+                  "set_sync");
+}
+
 /* Applies the pending migration steps, each in its own transaction. */
 static int migrate(struct parley_store *s) {
   int version = 0, app_id = 0, rc;

@@ -355,6 +355,17 @@ PARLEY_NODISCARD int parley_store_topic_key_list(struct parley_store *s,
                                                  void *ctx)
     PARLEY_NONNULL(1, 2);
 
+/* Durability of commits.  PARLEY_STORE_SYNC_FULL (the default after
+ * open): a commit returns once the WAL is on stable storage (fsync), so an
+ * acknowledged message survives a power cut.  PARLEY_STORE_SYNC_OS: the
+ * WAL is written but synced only at checkpoints; a commit survives a
+ * crash of the process, the last ones may be lost with the machine.
+ * PARLEY_EINVAL for another value. */
+#define PARLEY_STORE_SYNC_FULL 0
+#define PARLEY_STORE_SYNC_OS 1
+PARLEY_NODISCARD int parley_store_set_sync(struct parley_store *s, int mode)
+    PARLEY_NONNULL(1);
+
 /* Per-topic options (schema v5): whether a topic keeps history (1, the
  * default for topics never set) or not (0).  set: topic 1..PARLEY_MAX_TOPIC
  * bytes (PARLEY_EINVAL otherwise).  list: every topic set, in name order;

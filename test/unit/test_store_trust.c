@@ -334,6 +334,13 @@ static void test_topic_history(void **state) {
   struct fx *f = *state;
   struct topts t;
 
+  /* Durability modes: both valid ones apply, anything else is refused. */
+  assert_int_equal(parley_store_set_sync(f->s, PARLEY_STORE_SYNC_OS),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_set_sync(f->s, PARLEY_STORE_SYNC_FULL),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_set_sync(f->s, 7), PARLEY_EINVAL);
+
   assert_int_equal(parley_store_topic_history_set(f->s, "ticks", 0),
                    PARLEY_OK);
   assert_int_equal(parley_store_topic_history_set(f->s, "audit", 1),
