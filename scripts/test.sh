@@ -1,7 +1,9 @@
 #!/bin/sh
-# Installs what is missing, builds Parley three times (release, ASan+UBSan,
-# libFuzzer) and runs every test — unit, integration, the same under the
-# sanitizers, and a fuzz smoke run of every decoder — in one ctest run.
+# Installs what is missing, builds Parley three times (release with the
+# benchmark programs, ASan+UBSan, libFuzzer) and runs every test — unit,
+# integration, the same under the sanitizers, a fuzz smoke run of every
+# decoder, and `bench --quick` (the harness works; no figure is judged) —
+# in one ctest run.
 # usage: scripts/test.sh            (FUZZ_SECONDS=30 by default)
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ cmake --build build-asan -j2
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPARLEY_FUZZ=ON \
   -DPARLEY_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j2
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_BENCH=ON \
   -DPARLEY_ASAN_DIR="$top/build-asan" -DPARLEY_FUZZ_DIR="$top/build-fuzz" \
   -DPARLEY_FUZZ_SECONDS="$FUZZ_SECONDS" >/dev/null
 cmake --build build -j2

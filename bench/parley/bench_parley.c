@@ -401,7 +401,18 @@ static int rtt_recv(void *st, void *buf, size_t cap, size_t *len, int timeout_ms
 
 static void rtt_close(void *st)
 {
-    peer_close(st);
+    struct peer *pe = st;
+
+    /* Leave the topic so that the next run does not publish to us. */
+    pe->unsub_left = 1;
+    if (parley_unsubscribe(pe->p, pe->in_topic, on_unsub, pe) < 0)
+        pe->unsub_left = 0;
+    for (int i = 0; i < 2000 && pe->unsub_left > 0; i++) {
+        uv_run(&pe->loop, UV_RUN_NOWAIT);
+        if (pe->unsub_left > 0)
+            bench_sleep_ms(1);
+    }
+    peer_close(pe);
 }
 
 static const struct bench_ops ops = {
