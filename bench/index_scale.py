@@ -1,30 +1,48 @@
 #!/usr/bin/env python3
-"""Benchmark: registry size and index memory at 1 000 and 10 000 registered
-peers (not a test: it measures and prints).
+"""Benchmark: index registration rate, registry size and index memory at
+10 000 and 100 000 registered peers (not a test: it measures and prints).
 
-For each mode (a single-node index, then a 3-node cluster) and each peer
-count N, on fresh data directories:
+Three modes, each on fresh data directories, for each peer count N:
 
-  1. starts the index (every node with --max-links N+100) and reads the
-     (leader's) VmRSS from /proc/PID/status once it is idle: "before";
-  2. runs bench's parley_loadgen: N simulated peers, each with its own
-     identity and secure link, REGISTER then HEARTBEAT every lease/3;
-  3. once the loadgen reports all N registered, waits 2 s and reads
-     /metrics (parley_index_peers, _leases, _links_open) and VmRSS of the
-     leader (links + leases + registry) and of a follower (registry only):
-     "held";
-  4. after the loadgen exits (its links closed) reads VmRSS again:
-     "closed" (glibc may keep freed memory, so this is an upper bound);
-  5. measures the data directory: registry.snap + registry.log for the
-     single node (after a top-up registration that makes the regstore
-     compact when the log is near its 10 000-entry threshold), raft/ for a
-     cluster node (segments + snapshots; the newest snapshot's size too).
+  single   one index; N simulated peers (bench's parley_loadgen: each with
+           its own identity and secure link) register and keep their links,
+           heartbeating every lease/3;
+  cluster  the same against the leader of a 3-node cluster;
+  drop     one index with a long lease (1 h); each simulated peer closes its
+           link right after its OK, so the index holds N registrations and
+           leases but only the dialling window's links (registry and leases
+           alone; and the only way to reach more registered peers than a
+           process may have file descriptors).
 
-Prints one table per mode and the per-peer slope between the two counts.
-Usage:
+For every run:
 
-  python3 bench/index_scale.py [--bin ./build] [--peers 1000,10000]
-                               [--concurrency 64] [--modes single,cluster]
+  1. starts the index (--max-links N+100) and reads the (leader's) VmRSS
+     from /proc/PID/status once it is idle: "before";
+  2. runs parley_loadgen; once it reports all N registered, waits 2 s and
+     reads /metrics (parley_index_peers, _leases, _links_open) and VmRSS of
+     the leader and of a follower (registry only): "held";
+  3. single and cluster: then every peer re-registers --rereg times over
+     its open link with a new address (registry change, log append and
+     fsync or Raft commit, no handshake): "re-reg/s";
+  4. after the load generator exits reads VmRSS again: "closed" (glibc
+     keeps freed memory, so this is an upper bound);
+  5. measures the data directory: registry.snap + registry.log for a
+     single node (after a top-up that makes the regstore compact when the
+     log is just short of its 10 000-entry threshold), raft/ for a cluster
+     node (and the newest Raft snapshot's size).
+
+A count whose links do not fit the file-descriptor limit (each of the
+index and the load generator needs one per link; this script raises its
+soft limit to the hard limit, and the children inherit it) is run in
+single and cluster mode at the largest count that fits instead, and said
+so.  Prints one table per mode, the per-peer slopes, and an estimate for
+N connected peers where N did not fit: the drop run's RSS per peer at N
+plus the per-link cost (single minus drop, per peer, at the largest count
+both ran).
+
+  python3 bench/index_scale.py [--bin ./build] [--peers 10000,100000]
+                               [--concurrency 64] [--hold 8] [--rereg 5]
+                               [--modes single,drop,cluster]
 """
 import argparse
 import os
@@ -37,6 +55,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+FD_SPARE = 100  # descriptors the index and the load generator need besides links
+DROP_LEASE = "3600"
+
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,14 +65,17 @@ def parse_args():
                     help="build directory with parley-index and "
                          "parley_loadgen (default ./build; use a release "
                          "build)")
-    ap.add_argument("--peers", default="1000,10000",
-                    help="comma-separated peer counts (default 1000,10000)")
+    ap.add_argument("--peers", default="10000,100000",
+                    help="comma-separated peer counts (default 10000,100000)")
     ap.add_argument("--concurrency", type=int, default=64,
                     help="loadgen links between dial and OK at once")
     ap.add_argument("--hold", type=int, default=8,
                     help="seconds the loadgen keeps its peers after the last "
                          "registered (default 8)")
-    ap.add_argument("--modes", default="single,cluster")
+    ap.add_argument("--rereg", type=int, default=5,
+                    help="re-REGISTERs per peer over the open links after "
+                         "all registered (default 5; 0 = none)")
+    ap.add_argument("--modes", default="single,drop,cluster")
     return ap.parse_args()
 
 
@@ -127,20 +151,21 @@ def newest_snapshot(raft_dir):
 
 
 def run_loadgen(target, n, on_all, prefix="load", hold=None, base=20000,
-                quiet=False):
+                quiet=False, extra=()):
     """Runs parley_loadgen; calls on_all() once it says all are registered
     (while its links are still open); returns the RESULT fields."""
     argv = [LOADGEN, "--index", target, "--peers", str(n), "--hold",
             str(ARGS.hold if hold is None else hold), "--concurrency",
             str(ARGS.concurrency), "--prefix", prefix, "--base-port",
-            str(base)]
+            str(base)] + list(extra)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sys.stderr,
                          stdin=subprocess.DEVNULL)
     result = {}
     for raw in p.stdout:
         line = raw.decode().rstrip()
         if (line.startswith("all ") and not quiet) or \
-                line.startswith("fd limit") or line.startswith("timed out"):
+                line.startswith("fd limit") or line.startswith("timed out") \
+                or (line.startswith("re-registered") and not quiet):
             print("    loadgen: %s" % line, flush=True)
         if line.startswith("all ") and on_all is not None:
             on_all()
@@ -154,11 +179,13 @@ def run_loadgen(target, n, on_all, prefix="load", hold=None, base=20000,
     return result
 
 
-def index_flags(n):
+def index_flags(n, lease=None):
     """--max-links above n and, where the index limits connections and
-    handshakes per address, limits that 10 000 simulated peers dialling from
-    127.0.0.1 do not hit (the load generator is one address)."""
+    handshakes per address, limits that simulated peers dialling from a
+    few loopback addresses do not hit."""
     flags = ["--max-links", str(n + 100)]
+    if lease:
+        flags += ["--lease", lease]
     helptext = subprocess.run([os.path.join(h.BIN, "parley-index"), "--help"],
                               capture_output=True, text=True).stdout
     for f in ("--conn-burst", "--conn-rate", "--handshake-burst",
@@ -172,8 +199,17 @@ def settle():
     time.sleep(1.5)
 
 
-def measure_single(n):
-    idx = h.Index(extra=index_flags(n), name="index-%d" % n)
+def rereg_flags():
+    # The "held" reading is taken 2 s after the last first OK: start the
+    # re-registrations after it.
+    if ARGS.rereg <= 0:
+        return []
+    return ["--rereg", str(ARGS.rereg), "--rereg-after", "4"]
+
+
+def measure_single(n, drop=False):
+    idx = h.Index(extra=index_flags(n, DROP_LEASE if drop else None),
+                  name="index-%d" % n)
     pid = idx.p.pid
     settle()
     row = {"n": n, "before": rss_kib(pid)}
@@ -185,25 +221,28 @@ def measure_single(n):
         row["peers"] = int(m.get("parley_index_peers", 0))
         row["links"] = int(m.get("parley_index_links_open", 0))
         row["leases"] = int(m.get("parley_index_leases", 0))
-    res = run_loadgen(idx.addr, n, held)
+    extra = ["--drop"] if drop else rereg_flags()
+    res = run_loadgen(idx.addr, n, held, hold=0 if drop else None,
+                      extra=extra)
     time.sleep(1.0)
     row["closed"] = rss_kib(pid)
     row["rate"] = float(res.get("rate", 0))
+    row["rereg"] = float(res.get("rereg_rate", 0))
     row["lat"] = res.get("lat_median_ms", "?")
     row["log"] = fsize(os.path.join(idx.data, "registry.log"))
     m = metrics(idx)
     entries = int(m.get("parley_index_regstore_log_entries", 0))
     # The regstore compacts once its log passes 10 000 entries: a few more
     # registrations near the threshold produce registry.snap.
-    extra = 10001 - entries
+    extra_peers = 10001 - entries
     row["snap_peers"] = 0
-    if 0 < extra <= 1000:
-        run_loadgen(idx.addr, extra, None, prefix="topup", hold=0,
+    if 0 < extra_peers <= 1000:
+        run_loadgen(idx.addr, extra_peers, None, prefix="topup", hold=0,
                     base=40000, quiet=True)
         h.wait_until(lambda: fsize(os.path.join(idx.data, "registry.snap")),
                      10, what="registry.snap")
-        row["snap_peers"] = int(metrics(idx).get("parley_index_peers",
-                                                      0))
+    if fsize(os.path.join(idx.data, "registry.snap")):
+        row["snap_peers"] = int(metrics(idx).get("parley_index_peers", 0))
     row["snap"] = fsize(os.path.join(idx.data, "registry.snap"))
     row["data"] = du(idx.data)
     idx.stop()
@@ -228,10 +267,11 @@ def measure_cluster(n):
         row["leases"] = int(m.get("parley_index_leases", 0))
         fm = metrics(follower)
         row["f_peers"] = int(fm.get("parley_index_peers", 0))
-    res = run_loadgen(leader.listen, n, held)
+    res = run_loadgen(leader.listen, n, held, extra=rereg_flags())
     time.sleep(1.0)
     row["closed"] = rss_kib(leader.p.pid)
     row["rate"] = float(res.get("rate", 0))
+    row["rereg"] = float(res.get("rereg_rate", 0))
     row["lat"] = res.get("lat_median_ms", "?")
     raft = os.path.join(leader.data, "raft")
     row["data"] = du(raft)
@@ -245,17 +285,25 @@ def kib(x):
     return "%.1f MiB" % (x / 1024.0)
 
 
+def per_peer(r):
+    return (r["held"] - r["before"]) / float(r["n"])
+
+
 def report(mode, rows):
     print()
-    print("== %s ==" % mode)
-    print("%7s %9s %6s %10s %10s %10s %9s %11s %11s" % (
-        "peers", "reg/s", "lat ms", "RSS before", "RSS held", "RSS closed",
-        "KiB/peer", "data bytes", "snap bytes"))
+    print("== %s ==" % {"single": "single node (links held)",
+                        "drop": "single node, links closed after OK "
+                                "(registry and leases only; lease 1 h)",
+                        "cluster": "3-node cluster (leader; links held; "
+                                   "lease 10 s)"}[mode])
+    print("%7s %9s %9s %6s %10s %10s %10s %9s %11s %11s" % (
+        "peers", "reg/s", "re-reg/s", "lat ms", "RSS before", "RSS held",
+        "RSS closed", "KiB/peer", "data bytes", "snap bytes"))
     for r in rows:
-        per = (r["held"] - r["before"]) / float(r["n"])
-        print("%7d %9.0f %6s %10s %10s %10s %9.2f %11d %11d" % (
-            r["n"], r["rate"], r["lat"], kib(r["before"]), kib(r["held"]),
-            kib(r["closed"]), per, r["data"], r["snap"]))
+        print("%7d %9.0f %9s %6s %10s %10s %10s %9.2f %11d %11d" % (
+            r["n"], r["rate"], "%.0f" % r["rereg"] if r.get("rereg") else "-",
+            r["lat"], kib(r["before"]), kib(r["held"]), kib(r["closed"]),
+            per_peer(r), r["data"], r["snap"]))
     for r in rows:
         line = "  N=%d: metrics while held: peers=%d leases=%d links_open=%d" \
             % (r["n"], r["peers"], r["leases"], r["links"])
@@ -267,11 +315,7 @@ def report(mode, rows):
                     r["f_peers"], r["f_data"], r["snap_name"])
             m = re.match(r"snapshot-\d+-(\d+)-", r["snap_name"])
             if m and r["snap"]:
-                # One entry per registration, plus a configuration entry
-                # and a barrier per leadership: about index - 2 peers.
-                npeers = int(m.group(1)) - 2
-                line += " (%d bytes at index %s: about %.1f bytes/peer)" % (
-                    r["snap"], m.group(1), r["snap"] / float(npeers))
+                line += " (%d bytes at index %s)" % (r["snap"], m.group(1))
         else:
             line += "; registry.log %d bytes" % r["log"]
             if r["snap"]:
@@ -282,12 +326,35 @@ def report(mode, rows):
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         dn = float(b["n"] - a["n"])
-        print("  slope %d -> %d peers: RSS held %.2f KiB/peer, RSS closed "
-              "%.2f KiB/peer" % (a["n"], b["n"], (b["held"] - a["held"]) / dn,
-                                 (b["closed"] - a["closed"]) / dn))
-        if "f_held" in a:
-            print("  slope (follower, registry only): %.2f KiB/peer" % (
-                (b["f_held"] - a["f_held"]) / dn))
+        if dn > 0:
+            print("  slope %d -> %d peers: RSS held %.2f KiB/peer, RSS "
+                  "closed %.2f KiB/peer" % (
+                      a["n"], b["n"], (b["held"] - a["held"]) / dn,
+                      (b["closed"] - a["closed"]) / dn))
+            if "f_held" in a:
+                print("  slope (follower, registry only): %.2f KiB/peer" % (
+                    (b["f_held"] - a["f_held"]) / dn))
+
+
+def estimate(results, wanted, cap):
+    """N connected peers that did not fit: drop's RSS per peer at N plus
+    the per-link cost at the largest count both single and drop ran."""
+    single = {r["n"]: r for r in results.get("single", [])}
+    drop = {r["n"]: r for r in results.get("drop", [])}
+    both = sorted(set(single) & set(drop))
+    if not both:
+        return
+    m = both[-1]
+    link = per_peer(single[m]) - per_peer(drop[m])
+    for n in wanted:
+        if n + FD_SPARE <= cap or n not in drop:
+            continue
+        print()
+        print("estimate for %d connected peers (the fd limit %d allows at "
+              "most %d links): %.2f KiB/peer registry and leases at %d "
+              "(drop) + %.2f KiB/peer per link (single - drop at %d) = "
+              "%.2f KiB/peer" % (n, cap, cap - FD_SPARE, per_peer(drop[n]),
+                                 n, link, m, per_peer(drop[n]) + link))
 
 
 def main():
@@ -303,15 +370,36 @@ def main():
                 break
     print("machine: %d CPUs (%s); fd limit %d/%d; binaries in %s" % (
         os.cpu_count(), model, soft, hard, h.BIN))
-    counts = [int(x) for x in ARGS.peers.split(",") if x]
+    wanted = [int(x) for x in ARGS.peers.split(",") if x]
+    cap = soft
+    results = {}
     for mode in ARGS.modes.split(","):
+        counts = []
+        for n in wanted:
+            if mode != "drop" and n + FD_SPARE > cap:
+                n2 = cap - FD_SPARE
+                print("%s: %d links do not fit the fd limit %d: running %d "
+                      "instead" % (mode, n, cap, n2), flush=True)
+                n = n2
+            if n not in counts:
+                counts.append(n)
+        if mode == "drop":
+            # The per-link estimate needs a drop run at the largest count
+            # single could hold.
+            for n in results.get("single", []):
+                if n["n"] not in counts:
+                    counts.append(n["n"])
+            counts.sort()
         rows = []
         for n in counts:
             print("%s, %d peers ..." % (mode, n), flush=True)
-            rows.append(measure_single(n) if mode == "single"
-                        else measure_cluster(n))
-        report("single node" if mode == "single" else
-               "3-node cluster (leader; lease 10 s)", rows)
+            if mode == "cluster":
+                rows.append(measure_cluster(n))
+            else:
+                rows.append(measure_single(n, drop=(mode == "drop")))
+        results[mode] = rows
+        report(mode, rows)
+    estimate(results, wanted, cap)
     return 0
 
 

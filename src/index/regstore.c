@@ -61,6 +61,8 @@
 #define REC_MAX (REC_HDR + PARLEY__REG_CMD_MAX)
 /* Appends buffered between two syncs; the server syncs every loop turn. */
 #define PENDING_CAP (64u * 1024u * 1024u)
+/* Storage the append buffer keeps after a sync. */
+#define PENDING_KEEP (64u * 1024u)
 /* The snapshot's length field is a u32. */
 #define SNAP_CAP ((size_t)UINT32_MAX)
 #define READ_CHUNK (64u * 1024u)
@@ -491,6 +493,10 @@ static int flush_pending(struct parley_regstore *rs) {
   rs->entries += rs->npending;
   rs->npending = 0;
   parley_buf_reset(&rs->pending);
+  /* A burst (thousands of REGISTERs in one turn) grows the buffer; the
+   * index should not hold that much for good. */
+  if (rs->pending.alloc > PENDING_KEEP)
+    parley_buf_close(&rs->pending); /* keeps the cap */
   return PARLEY_OK;
 }
 

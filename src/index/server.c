@@ -257,20 +257,48 @@ void parley__index_reply_text(struct ix_reply *r, const char *text) {
 
 void parley__index_reply_queue(struct ix_reply *r) {
   struct ix_conn *c = r->conn;
+  struct parley_index *idx = r->idx;
+
   r->next = NULL;
-  if (c->rq_tail != NULL)
+  if (c->rq_tail != NULL) {
     c->rq_tail->next = r;
-  else
+  } else {
     c->rq_head = r;
+    /* First held reply: the turn-end hook must visit c. */
+    c->held_prev = NULL;
+    c->held_next = idx->held;
+    if (idx->held != NULL)
+      idx->held->held_prev = c;
+    idx->held = c;
+  }
   c->rq_tail = r;
-  r->idx->nheld++;
+  idx->nheld++;
+}
+
+void parley__index_held_drop(struct ix_conn *c) {
+  struct parley_index *idx = c->idx;
+
+  if (c->held_prev == NULL && idx->held != c)
+    return; /* not on the list */
+  if (c->held_prev != NULL)
+    c->held_prev->held_next = c->held_next;
+  else
+    idx->held = c->held_next;
+  if (c->held_next != NULL)
+    c->held_next->held_prev = c->held_prev;
+  c->held_prev = c->held_next = NULL;
 }
 
 /* Runs once per loop turn just before the links flush: makes this turn's
  * registry changes durable (single node), then releases the replies that
- * are ready, in request order per link. */
+ * are ready, in request order per link.  This is the group commit: every
+ * REGISTER, SUBSCRIBE and UNSUBSCRIBE of the turn was appended to the
+ * regstore's buffer, one write and one fdatasync make them all durable,
+ * and only then do their OKs leave.  The walk visits only the links with
+ * held replies (parley_index.held), never all links. */
 static void on_turn_end(void *ctx) {
   struct parley_index *idx = ctx;
+  struct ix_conn *c, *next;
   int rc = PARLEY_OK;
 
   if (idx->closing)
@@ -286,9 +314,12 @@ static void on_turn_end(void *ctx) {
   }
   if (idx->nheld == 0)
     return;
-  for (struct ix_conn *c = idx->conns; c != NULL; c = c->next)
-    if (c->rq_head != NULL)
-      parley__index_release(c, rc);
+  /* release takes c off the list once its queue is empty; nothing else
+   * changes the list meanwhile (sending never closes a link at once). */
+  for (c = idx->held; c != NULL; c = next) {
+    next = c->held_next;
+    parley__index_release(c, rc);
+  }
 }
 
 /* ---- data directory --------------------------------------------------- */

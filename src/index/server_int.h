@@ -91,6 +91,9 @@ struct ix_conn {
   char id[PARLEY_ID_TEXT_LEN + 1];
   struct parley_map watched;   /* topic -> struct ix_topic * (borrowed) */
   struct ix_reply *rq_head, *rq_tail; /* held replies, request order */
+  /* parley_index.held while rq_head != NULL, so that the turn-end hook
+   * visits only the links with something to release. */
+  struct ix_conn *held_prev, *held_next;
   uint32_t reg_inflight;       /* REGISTERs of this link being replicated */
   int current;                 /* the link parley_index.by_pk maps pk to */
 };
@@ -126,6 +129,7 @@ struct parley_index {
   struct parley_map topics;  /* topic -> struct ix_topic * (owned) */
 
   size_t nheld;              /* replies in the links' queues */
+  struct ix_conn *held;      /* the links whose queues are not empty */
 
   /* Cluster mode: the consensus object (NULL for a single node). */
   struct parley_consensus *cons;
@@ -193,6 +197,8 @@ struct ix_reply *parley__index_reply_new(struct parley_index *idx,
                                          struct ix_conn *c, uint32_t req);
 /* Appends r to its link's queue. */
 void parley__index_reply_queue(struct ix_reply *r);
+/* Takes c off parley_index.held (its queue became empty, or it closes). */
+void parley__index_held_drop(struct ix_conn *c);
 /* Copies text into r (NULL = the code's own text; "" stays empty). */
 void parley__index_reply_text(struct ix_reply *r, const char *text);
 /* Expires pk's registration (its lease ran out). */

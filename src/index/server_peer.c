@@ -85,6 +85,8 @@ void parley__index_release(struct ix_conn *c, int sync_rc) {
                                            : parley_strerror(r->code));
     parley_free(r);
   }
+  if (c->rq_head == NULL)
+    parley__index_held_drop(c);
 }
 
 static void reply_error(struct ix_conn *c, uint32_t req, int code,
@@ -759,6 +761,7 @@ static void conn_free(struct ix_conn *c) {
     }
   }
   c->rq_tail = NULL;
+  parley__index_held_drop(c);
   if (c->current)
     (void)parley_map_del(&idx->by_pk, c->pk, sizeof c->pk);
   if (c->prev != NULL)

@@ -3,8 +3,10 @@
 #include "net/link_int.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/alloc.h"
 
@@ -135,6 +137,9 @@ static void net_maybe_free(struct parley_net *net) {
   if (!net->freeing || net->n_handles > 0)
     return;
   parley_free(net);
+  /* Not earlier: a callback that frees the net may run while a read is
+   * being parsed out of the shared buffers. */
+  parley__net_scratch_unref();
 }
 
 /* ---- links: creation and teardown --------------------------------------- */
@@ -151,34 +156,169 @@ static void link_unlink(struct parley_link *l) {
   net->n_links--;
 }
 
+/* ---- the flush list and the deadline list ------------------------------- */
+
+static void net_prepare(uv_prepare_t *p);
+
+void parley__link_flush_mark(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (l->on_fl)
+    return;
+  l->on_fl = 1;
+  l->fl_prev = NULL;
+  l->fl_next = net->fl_head;
+  if (net->fl_head != NULL)
+    net->fl_head->fl_prev = l;
+  net->fl_head = l;
+  if (net->on_turn_end == NULL && !net->freeing)
+    (void)uv_prepare_start(&net->prepare, net_prepare); /* see net_new */
+}
+
+static void flush_unmark(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (!l->on_fl)
+    return;
+  if (l->fl_prev != NULL)
+    l->fl_prev->fl_next = l->fl_next;
+  else
+    net->fl_head = l->fl_next;
+  if (l->fl_next != NULL)
+    l->fl_next->fl_prev = l->fl_prev;
+  l->fl_prev = l->fl_next = NULL;
+  l->on_fl = 0;
+}
+
+static void net_timer_cb(uv_timer_t *t);
+
+/* Points the net timer at the head of the deadline list (or stops it). */
+static void net_timer_rearm(struct parley_net *net) {
+  uint64_t now;
+
+  if (net->freeing || net->dl_head == NULL) {
+    (void)uv_timer_stop(&net->timer);
+    return;
+  }
+  now = uv_now(net->loop);
+  (void)uv_timer_start(&net->timer, net_timer_cb,
+                       net->dl_head->deadline > now
+                           ? net->dl_head->deadline - now
+                           : 0,
+                       0);
+}
+
+void parley__link_deadline_clear(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (!l->on_dl)
+    return;
+  if (l->dl_prev != NULL)
+    l->dl_prev->dl_next = l->dl_next;
+  else
+    net->dl_head = l->dl_next;
+  if (l->dl_next != NULL)
+    l->dl_next->dl_prev = l->dl_prev;
+  else
+    net->dl_tail = l->dl_prev;
+  l->dl_prev = l->dl_next = NULL;
+  l->on_dl = 0;
+  /* A removed head leaves the timer early; it re-arms when it fires.
+   * Only an empty list stops it, so that it keeps no loop alive. */
+  if (net->dl_head == NULL)
+    (void)uv_timer_stop(&net->timer);
+}
+
+void parley__link_deadline_set(struct parley_link *l) {
+  struct parley_net *net = l->net;
+  int was_empty;
+
+  parley__link_deadline_clear(l);
+  was_empty = net->dl_head == NULL;
+  l->deadline = uv_now(net->loop) + net->hs_timeout_ms;
+  l->dl_next = NULL;
+  l->dl_prev = net->dl_tail;
+  if (net->dl_tail != NULL)
+    net->dl_tail->dl_next = l;
+  else
+    net->dl_head = l;
+  net->dl_tail = l;
+  l->on_dl = 1;
+  if (was_empty)
+    net_timer_rearm(net);
+}
+
+/* A link's deadline passed: closes a link still not open (PARLEY_ETIMEDOUT)
+ * or a failing link whose ERROR did not drain (its fail reason). */
+static void link_timeout(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (l->closing)
+    return;
+  if (l->failing) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+               "link %s: ERROR not drained in time, closing", l->peername);
+    parley__link_close(l, l->fail_reason);
+    return;
+  }
+  if (l->state != PARLEY_LINK_OPEN) {
+    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
+               "link %s: handshake timed out after %u ms", l->peername,
+               (unsigned)net->hs_timeout_ms);
+    parley__link_close(l, PARLEY_ETIMEDOUT);
+  }
+}
+
+static void net_timer_cb(uv_timer_t *t) {
+  struct parley_net *net = t->data;
+  uint64_t now = uv_now(net->loop);
+  struct parley_link *l;
+
+  while ((l = net->dl_head) != NULL && l->deadline <= now) {
+    parley__link_deadline_clear(l);
+    link_timeout(l);
+  }
+  net_timer_rearm(net);
+}
+
+/* ---- links: creation and teardown --------------------------------------- */
+
+static void link_hs_free(struct parley_link *l) {
+  if (l->hs == NULL)
+    return;
+  parley_handshake_wipe(&l->hs->hs);
+  parley_free(l->hs);
+  l->hs = NULL;
+}
+
 static void link_handle_closed(uv_handle_t *h) {
   struct parley_link *l = h->data;
   struct parley_net *net = l->net;
 
-  if (--l->handles_open > 0) {
-    net->n_handles--;
-    return;
-  }
-  /* Both handles are closed and every pending request has completed (libuv
+  /* The handle is closed and every pending request has completed (libuv
    * cancels writes and the connect before the close callback), so nothing
    * refers to l any more.  The net stays alive at least until the
    * n_handles decrement below. */
   if (!l->silent && l->cbs.on_close != NULL && (l->opened || !l->accepted))
     l->cbs.on_close(l, l->close_reason);
   link_unlink(l);
+  flush_unmark(l);
+  parley__link_deadline_clear(l);
   parley_buf_close(&l->in);
   parley_buf_close(&l->pt);
   parley_buf_close(&l->out);
-  parley_handshake_wipe(&l->hs);
+  link_hs_free(l);
   parley_session_wipe(&l->sess);
+  parley_free(l->remote_strs);
   parley_free(l);
   net->n_handles--;
   net_maybe_free(net);
 }
 
-/* Allocates a link with its tcp and timer handles initialised and puts it
- * on the net's list.  OUT: *out. */
-static int link_new(struct parley_net *net, int accepted,
+/* Allocates a link with its tcp handle initialised (with a socket of
+ * family af unless AF_UNSPEC) and its handshake state, and puts it on the
+ * net's list.  OUT: *out. */
+static int link_new(struct parley_net *net, int accepted, unsigned af,
                     const struct parley_link_cbs *cbs, void *data,
                     struct parley_link **out) {
   struct parley_link *l = NULL;
@@ -187,19 +327,22 @@ static int link_new(struct parley_net *net, int accepted,
   l = parley_calloc(1, sizeof *l);
   if (l == NULL)
     return PARLEY_ENOMEM;
-  rc = uv_tcp_init(net->loop, &l->tcp);
+  l->hs = parley_calloc(1, sizeof *l->hs);
+  if (l->hs == NULL) {
+    parley_free(l);
+    return PARLEY_ENOMEM;
+  }
+  rc = uv_tcp_init_ex(net->loop, &l->tcp, af);
   if (rc < 0) {
+    parley_free(l->hs);
     parley_free(l);
     return parley_err_from_uv(rc);
   }
-  (void)uv_timer_init(net->loop, &l->timer); /* cannot fail */
   l->tcp.data = l;
-  l->timer.data = l;
-  l->handles_open = 2;
-  net->n_handles += 2;
+  net->n_handles++;
 
   l->net = net;
-  l->accepted = accepted;
+  l->accepted = (uint8_t)(accepted != 0);
   if (cbs != NULL)
     l->cbs = *cbs;
   l->data = data;
@@ -237,36 +380,16 @@ void parley__link_close(struct parley_link *l, int reason) {
   PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: closing (%s)",
              l->peername, parley_err_name(reason));
   (void)uv_read_stop((uv_stream_t *)&l->tcp);
-  (void)uv_timer_stop(&l->timer);
+  parley__link_deadline_clear(l);
+  flush_unmark(l);
   uv_close((uv_handle_t *)&l->tcp, link_handle_closed);
-  uv_close((uv_handle_t *)&l->timer, link_handle_closed);
-}
-
-void parley__link_timeout(uv_timer_t *t) {
-  struct parley_link *l = t->data;
-  struct parley_net *net = l->net;
-
-  if (l->closing)
-    return;
-  if (l->failing) {
-    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
-               "link %s: ERROR not drained in time, closing", l->peername);
-    parley__link_close(l, l->fail_reason);
-    return;
-  }
-  if (l->state != PARLEY_LINK_OPEN) {
-    PARLEY_LOG(net->log, PARLEY_LOG_WARN,
-               "link %s: handshake timed out after %u ms", l->peername,
-               (unsigned)net->hs_timeout_ms);
-    parley__link_close(l, PARLEY_ETIMEDOUT);
-  }
 }
 
 /* ---- the flush hook ------------------------------------------------------ */
 
 static void net_prepare(uv_prepare_t *p) {
   struct parley_net *net = p->data;
-  struct parley_link *l, *next;
+  struct parley_link *l;
   int rc;
 
   if (net->freeing)
@@ -275,10 +398,11 @@ static void net_prepare(uv_prepare_t *p) {
     net->on_turn_end(net->ctx);
   if (net->freeing)
     return;
-  /* Links are freed only from close callbacks, never from here, so the
-   * list stays walkable even when a flush error closes a link. */
-  for (l = net->links; l != NULL; l = next) {
-    next = l->next;
+  /* Links are freed only from close callbacks, never from here, and a
+   * flush never queues frames, so taking the head each time visits every
+   * marked link once even when a flush error closes one. */
+  while ((l = net->fl_head) != NULL) {
+    flush_unmark(l);
     if (l->closing || !l->has_session || l->out.len == 0)
       continue;
     rc = parley__link_flush(l);
@@ -288,6 +412,8 @@ static void net_prepare(uv_prepare_t *p) {
       parley__link_close(l, rc);
     }
   }
+  if (net->on_turn_end == NULL)
+    (void)uv_prepare_stop(&net->prepare);
 }
 
 static void net_handle_closed(uv_handle_t *h) {
@@ -312,6 +438,8 @@ int parley_net_new(const struct parley_net_config *cfg,
     return PARLEY_EINVAL;
   if (cfg->max_sendq > PARLEY_NET_MAX_SENDQ)
     return PARLEY_EINVAL;
+  if (cfg->bind_host != NULL && strlen(cfg->bind_host) >= PARLEY_NET_IPLEN)
+    return PARLEY_EINVAL;
 
   net = parley_calloc(1, sizeof *net);
   if (net == NULL)
@@ -330,15 +458,23 @@ int parley_net_new(const struct parley_net_config *cfg,
   net->ctx = cfg->ctx;
   if (cfg->guard != NULL)
     net->guard = *cfg->guard;
+  if (cfg->bind_host != NULL)
+    copy_bounded(net->bind_host, sizeof net->bind_host, cfg->bind_host);
 
-  /* The prepare handle stays active for the net's whole life (a no-op turn
-   * costs one list walk) but unreferenced, so it never keeps the loop
-   * alive on its own. */
+  /* The prepare handle is unreferenced, so it never keeps the loop alive
+   * on its own.  With a turn hook it runs every turn; without one it is
+   * started only while links have queued output (flush_mark). */
   (void)uv_prepare_init(net->loop, &net->prepare); /* cannot fail */
   net->prepare.data = net;
   (void)uv_prepare_start(&net->prepare, net_prepare);
   uv_unref((uv_handle_t *)&net->prepare);
-  net->n_handles = 1;
+  if (net->on_turn_end == NULL)
+    (void)uv_prepare_stop(&net->prepare);
+  /* Referenced, but active only while some link has a deadline. */
+  (void)uv_timer_init(net->loop, &net->timer); /* cannot fail */
+  net->timer.data = net;
+  net->n_handles = 2;
+  parley__net_scratch_ref();
   *out = net;
   return PARLEY_OK;
 }
@@ -360,6 +496,7 @@ void parley_net_free(struct parley_net *net) {
     parley__link_close(l, PARLEY_ECANCELED);
   }
   uv_close((uv_handle_t *)&net->prepare, net_handle_closed);
+  uv_close((uv_handle_t *)&net->timer, net_handle_closed);
 }
 
 const struct parley_net_stats *parley_net_stats(const struct parley_net *net) {
@@ -441,7 +578,7 @@ static void on_connection(uv_stream_t *server, int status) {
     refuse(ls, "too many links");
     return;
   }
-  rc = link_new(net, 1, &ls->cbs, ls->data, &l);
+  rc = link_new(net, 1, AF_UNSPEC, &ls->cbs, ls->data, &l);
   if (rc < 0 || l == NULL) {
     PARLEY_LOG(net->log, PARLEY_LOG_ERROR, "listener :%u: new link: %s",
                (unsigned)ls->port, parley_strerror(rc));
@@ -475,7 +612,7 @@ static void on_connection(uv_stream_t *server, int status) {
       return;
     }
   }
-  rc = parley_handshake_init(&l->hs, 0, net->id, NULL);
+  rc = parley_handshake_init(&l->hs->hs, 0, net->id, NULL);
   if (rc >= 0)
     rc = parley__link_start(l);
   if (rc < 0) {
@@ -484,7 +621,7 @@ static void on_connection(uv_stream_t *server, int status) {
     parley__link_close(l, rc);
     return;
   }
-  (void)uv_timer_start(&l->timer, parley__link_timeout, net->hs_timeout_ms, 0);
+  parley__link_deadline_set(l);
   PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: accepted on :%u",
              l->peername, (unsigned)ls->port);
 }
@@ -571,12 +708,31 @@ static void on_connect(uv_connect_t *req, int status) {
   PARLEY_LOG(net->log, PARLEY_LOG_DEBUG, "link %s: connected", l->peername);
 }
 
+/* Binds l's socket (created with the bind address's family) to the net's
+ * source address, port chosen at connect time where the system can. */
+static int bind_source(struct parley_link *l, const struct sockaddr *src) {
+  int rc;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+  uv_os_fd_t fd;
+  int one = 1;
+
+  /* Without it, bind reserves an ephemeral port for the source address
+   * alone, which runs out long before the 4-tuples do. */
+  if (src->sa_family == AF_INET && uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                     sizeof one);
+#endif
+  rc = uv_tcp_bind(&l->tcp, src, 0);
+  return rc < 0 ? parley_err_from_uv(rc) : PARLEY_OK;
+}
+
 int parley_net_connect(struct parley_net *net, const char *host,
                        uint16_t port, const uint8_t *expected_pk,
                        const struct parley_link_cbs *cbs, void *data,
                        struct parley_link **out) {
-  struct sockaddr_storage ss;
+  struct sockaddr_storage ss, src;
   struct parley_link *l = NULL;
+  unsigned af = AF_UNSPEC;
   int rc;
 
   if (net->freeing)
@@ -584,15 +740,25 @@ int parley_net_connect(struct parley_net *net, const char *host,
   rc = resolve(host, port, &ss);
   if (rc < 0)
     return rc;
-  rc = link_new(net, 0, cbs, data, &l);
+  if (net->bind_host[0] != '\0') {
+    rc = resolve(net->bind_host, 0, &src);
+    if (rc < 0)
+      return rc;
+    if (src.ss_family != ss.ss_family)
+      return PARLEY_EINVAL;
+    af = src.ss_family;
+  }
+  rc = link_new(net, 0, af, cbs, data, &l);
   if (rc < 0 || l == NULL)
     return rc < 0 ? rc : PARLEY_EINTERNAL;
   format_sockaddr((const struct sockaddr *)&ss, l->peername,
                   sizeof l->peername, l->remote_ip, sizeof l->remote_ip);
-  rc = parley_handshake_init(&l->hs, 1, net->id, expected_pk);
+  rc = parley_handshake_init(&l->hs->hs, 1, net->id, expected_pk);
+  if (rc == 0 && af != AF_UNSPEC)
+    rc = bind_source(l, (const struct sockaddr *)&src);
   if (rc == 0) {
-    l->connect_req.data = l;
-    rc = uv_tcp_connect(&l->connect_req, &l->tcp,
+    l->hs->connect_req.data = l;
+    rc = uv_tcp_connect(&l->hs->connect_req, &l->tcp,
                         (const struct sockaddr *)&ss, on_connect);
     if (rc < 0)
       rc = parley_err_from_uv(rc);
@@ -603,7 +769,7 @@ int parley_net_connect(struct parley_net *net, const char *host,
     parley__link_close(l, rc);
     return rc;
   }
-  (void)uv_timer_start(&l->timer, parley__link_timeout, net->hs_timeout_ms, 0);
+  parley__link_deadline_set(l);
   net->stats.links_dialled++;
   *out = l;
   return PARLEY_OK;
@@ -643,11 +809,11 @@ uint8_t parley_link_remote_role(const struct parley_link *l) {
 }
 
 const char *parley_link_remote_name(const struct parley_link *l) {
-  return l->remote_name;
+  return l->remote_strs != NULL ? l->remote_strs : "";
 }
 
 const char *parley_link_remote_addr(const struct parley_link *l) {
-  return l->remote_addr;
+  return l->remote_strs != NULL ? l->remote_strs + l->remote_addr_off : "";
 }
 
 uint32_t parley_link_remote_caps(const struct parley_link *l) {

@@ -23,21 +23,28 @@
  * buffers much of a record before it can decrypt it, large enough that a
  * batch of small frames costs one AEAD call. */
 #define PARLEY_NET_RECORD_PT (64u * 1024u)
-/* Bytes handed to libuv per read, at least. */
+/* Bytes handed to libuv per read, at least.  Also the size of the net's
+ * shared read buffer. */
 #define PARLEY_NET_READ_CHUNK (64u * 1024u)
 /* Room in the send queue above max_sendq for frames the net itself writes
  * (HELLO, ERROR replies), so that back-pressure never blocks them. */
 #define PARLEY_NET_CONTROL_SLACK (64u * 1024u)
 /* An empty buffer holding more storage than this gives it back. */
 #define PARLEY_NET_TRIM (256u * 1024u)
+/* Send-queue storage kept for reuse after a flush (link_io.c, struct
+ * net_scratch): at most this many buffers per thread, each at most
+ * PARLEY_NET_TRIM bytes. */
+#define PARLEY_NET_SPARES 8u
 /* Smallest max_frame we accept in the configuration: a HELLO with full
  * name and address must fit. */
 #define PARLEY_NET_MIN_FRAME 1024u
 /* Largest max_sendq accepted: one flush is a single uv_buf_t, whose
  * length is an unsigned int. */
 #define PARLEY_NET_MAX_SENDQ (1024u * 1024u * 1024u)
-/* "[ipv6]:port" */
-#define PARLEY_NET_PEERNAME 64
+/* "[ipv6]:port" (46 + 2 + 6 bytes, NUL included) */
+#define PARLEY_NET_PEERNAME 56
+/* A numeric IPv4 or IPv6 address (INET6_ADDRSTRLEN) */
+#define PARLEY_NET_IPLEN 46
 
 enum parley_link_state {
   PARLEY_LINK_PREAMBLE = 0, /* waiting for the remote's 5 preamble bytes */
@@ -46,32 +53,59 @@ enum parley_link_state {
   PARLEY_LINK_OPEN,         /* on_open called */
 };
 
+/* What a link needs only until its handshake is done: freed once the
+ * session keys exist (most of a link's life is spent without it), or when
+ * the link is freed. */
+struct parley_link_hs {
+  struct parley_handshake hs;
+  uv_connect_t connect_req; /* dialled links; done before the handshake is */
+};
+
+/*
+ * Memory.  An open, idle link holds only this struct (about 800 bytes) and
+ * the remote's HELLO strings:
+ * the handshake state is a separate allocation freed when the handshake
+ * ends; there is no per-link timer (the net keeps one, see
+ * parley_net.dl_head); and the three byte buffers hold storage only while
+ * they hold bytes.  Reads land in the net's shared buffer and only the
+ * tail of an incomplete record is copied into `in`; records are decrypted
+ * into the net's shared plaintext buffer and only an incomplete frame is
+ * copied into `pt`; `out` takes its storage from the net's spares when a
+ * frame is queued and gives it back after the flush.  "The net's" shared
+ * buffers are in fact the thread's (link_io.c, struct net_scratch): one
+ * set serves every net on the thread's loop, so that a process with
+ * thousands of nets (bench/loadgen.c) does not hold thousands of sets.
+ */
 struct parley_link {
   struct parley_net *net;
-  struct parley_link *prev, *next; /* net->links */
+  struct parley_link *prev, *next;   /* net->links */
+  struct parley_link *fl_prev, *fl_next; /* net->fl_head: output queued */
+  struct parley_link *dl_prev, *dl_next; /* net->dl_head: has a deadline */
+  uint64_t deadline; /* uv_now() time at which the link timer fires */
   uv_tcp_t tcp;
-  uv_timer_t timer; /* handshake timeout, then the close-after-flush bound */
-  uv_connect_t connect_req;
+  struct parley_link_hs *hs; /* until the handshake ends; NULL after */
   struct parley_link_cbs cbs;
   void *data;
 
-  int state;        /* enum parley_link_state */
-  int accepted;     /* 1 if from a listener */
-  int connected;    /* TCP established (accepted, or connect succeeded) */
-  int opened;       /* on_open was called */
-  int closing;      /* close started: no more input, output or callbacks */
-  int failing;      /* ERROR queued: close once the queue has drained */
-  int silent;       /* never call on_close (synchronous failure) */
-  int has_session;  /* sess is keyed (state >= HELLO_WAIT) */
-  int close_reason; /* for on_close */
-  int fail_reason;  /* reason used when a failing link finally closes */
-  int handles_open; /* tcp + timer not yet through their close callback */
+  uint8_t state;       /* enum parley_link_state */
+  uint8_t accepted;    /* 1 if from a listener */
+  uint8_t connected;   /* TCP established (accepted, or connect succeeded) */
+  uint8_t opened;      /* on_open was called */
+  uint8_t closing;     /* close started: no more input, output or callbacks */
+  uint8_t failing;     /* ERROR queued: close once the queue has drained */
+  uint8_t silent;      /* never call on_close (synchronous failure) */
+  uint8_t has_session; /* sess is keyed (state >= HELLO_WAIT) */
+  uint8_t on_fl;       /* on the flush list */
+  uint8_t on_dl;       /* on the deadline list */
+  uint8_t hs_charged;  /* the guard's on_handshake was asked */
+  uint8_t remote_role;
+  int close_reason;    /* for on_close */
+  int fail_reason;     /* reason used when a failing link finally closes */
 
-  struct parley_handshake hs;
   struct parley_session sess;
 
-  struct parley_buf in;  /* raw stream bytes not yet parsed */
-  struct parley_buf pt;  /* decrypted bytes not yet decoded into frames */
+  struct parley_buf in;  /* stream bytes of an incomplete record */
+  struct parley_buf pt;  /* decrypted bytes of an incomplete frame */
   struct parley_buf out; /* encoded frames waiting for the next flush */
   size_t inflight;       /* plaintext bytes handed to uv_write, not done */
 
@@ -82,12 +116,12 @@ struct parley_link {
   uint16_t remote_version;
   uint32_t remote_caps;
   uint32_t remote_max_frame;
-  uint8_t remote_role;
-  char remote_name[PARLEY_MAX_NAME + 1];
-  char remote_addr[PARLEY_MAX_ADDR + 1];
+  /* The remote HELLO's name and address: "name\0addr\0" (owned; NULL
+   * until open). */
+  char *remote_strs;
+  uint8_t remote_addr_off; /* the address starts at remote_strs + this */
   char peername[PARLEY_NET_PEERNAME];
-  char remote_ip[PARLEY_NET_PEERNAME]; /* peername without the port */
-  int hs_charged; /* the guard's on_handshake was asked */
+  char remote_ip[PARLEY_NET_IPLEN]; /* peername without the port */
 };
 
 struct parley_listener {
@@ -106,6 +140,7 @@ struct parley_net {
   uint8_t role;
   char name[PARLEY_MAX_NAME + 1];
   char addr[PARLEY_MAX_ADDR + 1];
+  char bind_host[PARLEY_NET_IPLEN]; /* source of dialled links; "" = any */
   uint32_t max_frame;
   size_t max_sendq;
   uint32_t max_links;
@@ -114,7 +149,18 @@ struct parley_net {
   void *ctx;
   struct parley_net_guard guard; /* all NULL without a guard */
 
-  uv_prepare_t prepare; /* the flush hook; always active, unreferenced */
+  /* The flush hook.  Unreferenced.  With on_turn_end it runs every turn;
+   * without, it is started only while fl_head is non-empty, so that an
+   * idle net costs nothing per loop turn (a process with thousands of
+   * nets, like bench/loadgen.c, would otherwise pay for all of them). */
+  uv_prepare_t prepare;
+  struct parley_link *fl_head; /* links with queued output */
+  /* The link timer: one for the net.  Every deadline is now +
+   * hs_timeout_ms when set, so appending keeps the list sorted and the
+   * timer only ever waits for the head.  Active only while the list is
+   * non-empty. */
+  uv_timer_t timer;
+  struct parley_link *dl_head, *dl_tail;
   struct parley_listener *listeners;
   struct parley_link *links;
   uint32_t n_links;  /* links not yet freed (any state) */
@@ -124,12 +170,17 @@ struct parley_net {
 };
 
 /* link.c */
-/* Starts closing l (idempotent): stops reading and the timer, closes both
- * handles; on_close and the free follow from the close callbacks. */
+/* Starts closing l (idempotent): stops reading, drops its deadline and
+ * closes the handle; on_close and the free follow from the close
+ * callback. */
 void parley__link_close(struct parley_link *l, int reason);
-/* The link timer: closes a link still not open (PARLEY_ETIMEDOUT) or a
- * failing link whose ERROR did not drain (its fail reason). */
-void parley__link_timeout(uv_timer_t *t);
+/* Gives l a deadline hs_timeout_ms from now (replacing any earlier one):
+ * a link still not open then closes with PARLEY_ETIMEDOUT, a failing
+ * link with its fail reason. */
+void parley__link_deadline_set(struct parley_link *l);
+void parley__link_deadline_clear(struct parley_link *l);
+/* Puts l on the net's flush list (its out buffer holds frames). */
+void parley__link_flush_mark(struct parley_link *l);
 
 /* Asks the guard's on_handshake (accepted links, once) and on_peer hooks.
  * Returns < 0 when the link must be refused: it was closed and counted. */
@@ -152,9 +203,13 @@ PARLEY_NODISCARD int parley__link_queue(struct parley_link *l,
  * it is flushed; closes at once if no session exists yet. */
 void parley__link_fail(struct parley_link *l, uint32_t req, int code,
                        const char *text, int reason);
-/* Seals the queued plaintext into records and issues one uv_write. */
+/* Seals the queued plaintext into records and issues one uv_write; gives
+ * the out buffer's storage back to the net. */
 PARLEY_NODISCARD int parley__link_flush(struct parley_link *l);
-/* Gives back the storage of an empty buffer that grew large. */
-void parley__buf_trim(struct parley_buf *b);
+/* Counts a net that uses the calling thread's shared buffers (from
+ * parley_net_new until the net's memory is freed); the last one out frees
+ * them. */
+void parley__net_scratch_ref(void);
+void parley__net_scratch_unref(void);
 
 #endif

@@ -20,9 +20,66 @@ struct link_write {
   uint8_t data[];
 };
 
-void parley__buf_trim(struct parley_buf *b) {
-  if (b->len == 0 && b->alloc > PARLEY_NET_TRIM)
-    parley_buf_close(b); /* keeps the cap */
+/* ---- buffers --------------------------------------------------------------- */
+
+/* Send-queue storage kept for reuse. */
+struct net_spare {
+  uint8_t *data;
+  size_t alloc;
+};
+
+/* Buffers shared by every net of the calling thread (link_int.h,
+ * "Memory"): reads land in rbuf, records are decrypted into ptbuf, and
+ * flushed send queues leave their storage in spare.  Sharing is safe
+ * because a thread runs one loop, which reads one stream at a time and
+ * parses each read before it allocates the next; allocated on first use,
+ * freed when the thread's last net is freed (users). */
+struct net_scratch {
+  uint8_t *rbuf;  /* PARLEY_NET_READ_CHUNK bytes */
+  uint8_t *ptbuf; /* PARLEY_NET_RECORD_PT bytes */
+  struct net_spare spare[PARLEY_NET_SPARES];
+  uint32_t nspare;
+  size_t users;
+};
+
+static _Thread_local struct net_scratch scratch;
+
+void parley__net_scratch_ref(void) { scratch.users++; }
+
+void parley__net_scratch_unref(void) {
+  if (scratch.users == 0 || --scratch.users > 0)
+    return;
+  while (scratch.nspare > 0)
+    parley_free(scratch.spare[--scratch.nspare].data);
+  parley_free(scratch.rbuf);
+  parley_free(scratch.ptbuf);
+  scratch.rbuf = scratch.ptbuf = NULL;
+}
+
+/* Storage for l->out from the spares, if it has none. */
+static void out_take_spare(struct parley_link *l) {
+  if (l->out.data != NULL || scratch.nspare == 0)
+    return;
+  scratch.nspare--;
+  l->out.data = scratch.spare[scratch.nspare].data;
+  l->out.alloc = scratch.spare[scratch.nspare].alloc;
+  l->out.len = 0;
+}
+
+/* l->out is empty: its storage goes back to the spares (or is freed), so
+ * that a link holds no send buffer between bursts. */
+static void out_give_back(struct parley_link *l) {
+  if (l->out.data == NULL || l->out.len != 0)
+    return;
+  if (l->out.alloc <= PARLEY_NET_TRIM && scratch.nspare < PARLEY_NET_SPARES) {
+    scratch.spare[scratch.nspare].data = l->out.data;
+    scratch.spare[scratch.nspare].alloc = l->out.alloc;
+    scratch.nspare++;
+    l->out.data = NULL;
+    l->out.alloc = 0;
+    return;
+  }
+  parley_buf_close(&l->out); /* keeps the cap */
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -77,20 +134,25 @@ static int write_raw(struct parley_link *l, const uint8_t *p, size_t n) {
   return write_submit(l, w, n);
 }
 
-int parley__link_flush(struct parley_link *l) {
+/* Seals l->out into records behind npre unencrypted bytes (the last
+ * handshake message, or nothing) and issues one uv_write for all of it. */
+static int flush_with(struct parley_link *l, const uint8_t *pre,
+                      size_t npre) {
   const size_t per = PARLEY_WIRE_RECORD_HDR + PARLEY_WIRE_TAG;
   size_t n = l->out.len, nrec, total, pos, wp, chunk;
   struct link_write *w;
   int rc;
 
-  if (n == 0)
+  if (n == 0 && npre == 0)
     return PARLEY_OK;
   nrec = (n + PARLEY_NET_RECORD_PT - 1) / PARLEY_NET_RECORD_PT;
-  total = n + nrec * per;
+  total = npre + n + nrec * per;
   w = write_new(l, total);
   if (w == NULL)
     return PARLEY_ENOMEM;
-  for (pos = 0, wp = 0; pos < n; pos += chunk) {
+  if (npre > 0)
+    memcpy(w->data, pre, npre);
+  for (pos = 0, wp = npre; pos < n; pos += chunk) {
     chunk = n - pos < PARLEY_NET_RECORD_PT ? n - pos : PARLEY_NET_RECORD_PT;
     parley_wire_record_header(w->data + wp,
                               (uint32_t)(chunk + PARLEY_WIRE_TAG));
@@ -109,9 +171,11 @@ int parley__link_flush(struct parley_link *l) {
     return rc;
   l->net->stats.records_out += nrec;
   l->out.len = 0;
-  parley__buf_trim(&l->out);
+  out_give_back(l);
   return PARLEY_OK;
 }
+
+int parley__link_flush(struct parley_link *l) { return flush_with(l, NULL, 0); }
 
 int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
                        int internal) {
@@ -130,16 +194,20 @@ int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
     if (l->out.len + l->inflight + size > l->net->max_sendq)
       return PARLEY_ELIMIT;
   }
+  out_take_spare(l);
   rc = parley_buf_reserve(&l->out, size);
   if (rc == PARLEY_ETOOBIG)
     return PARLEY_ELIMIT;
   if (rc < 0)
     return rc;
   rc = parley_wire_encode(f, l->out.data + l->out.len, size, &written);
-  if (rc < 0)
+  if (rc < 0) {
+    out_give_back(l);
     return rc;
+  }
   l->out.len += written;
   l->net->stats.frames_out++;
+  parley__link_flush_mark(l);
   return PARLEY_OK;
 }
 
@@ -172,9 +240,7 @@ void parley__link_fail(struct parley_link *l, uint32_t req, int code,
   l->failing = 1;
   l->fail_reason = reason;
   (void)uv_read_stop((uv_stream_t *)&l->tcp);
-  (void)uv_timer_stop(&l->timer);
-  (void)uv_timer_start(&l->timer, parley__link_timeout, l->net->hs_timeout_ms,
-                       0);
+  parley__link_deadline_set(l);
 }
 
 /* Bad input: count it, log it, answer ERROR if a session exists, close. */
@@ -196,9 +262,9 @@ static int hs_write_next(struct parley_link *l, uint8_t *out, size_t *n) {
   size_t mlen = 0;
   int rc;
 
-  if (!parley_handshake_wants_write(&l->hs))
+  if (!parley_handshake_wants_write(&l->hs->hs))
     return PARLEY_OK;
-  rc = parley_handshake_write(&l->hs, out + *n + PARLEY_WIRE_HS_HDR,
+  rc = parley_handshake_write(&l->hs->hs, out + *n + PARLEY_WIRE_HS_HDR,
                               PARLEY_WIRE_MAX_HS, &mlen);
   if (rc < 0)
     return rc;
@@ -214,6 +280,7 @@ int parley__link_start(struct parley_link *l) {
   int rc;
 
   (void)uv_tcp_nodelay(&l->tcp, 1);
+  /* Both sides send the preamble at once (docs/PROTOCOL.md section 1). */
   parley_wire_preamble_write(out);
   rc = hs_write_next(l, out, &n); /* Noise message 1 when dialling */
   if (rc < 0)
@@ -227,11 +294,29 @@ int parley__link_start(struct parley_link *l) {
 
 /* ---- frames -------------------------------------------------------------- */
 
-static void copy_str(char *dst, size_t cap, struct parley_str s) {
-  size_t n = s.len < cap - 1 ? s.len : cap - 1;
-  if (n > 0)
-    memcpy(dst, s.ptr, n);
-  dst[n] = '\0';
+/* Keeps the remote's HELLO name and address in one allocation sized to
+ * them ("name\0addr\0"), each cut to its protocol limit. */
+static int keep_hello_strings(struct parley_link *l,
+                              const struct parley_frame *f) {
+  size_t nn = f->u.hello.name.len, na = f->u.hello.addr.len;
+  char *p;
+
+  if (nn > PARLEY_MAX_NAME)
+    nn = PARLEY_MAX_NAME;
+  if (na > PARLEY_MAX_ADDR)
+    na = PARLEY_MAX_ADDR;
+  p = parley_malloc(nn + 1 + na + 1);
+  if (p == NULL)
+    return PARLEY_ENOMEM;
+  if (nn > 0)
+    memcpy(p, f->u.hello.name.ptr, nn);
+  p[nn] = '\0';
+  if (na > 0)
+    memcpy(p + nn + 1, f->u.hello.addr.ptr, na);
+  p[nn + 1 + na] = '\0';
+  l->remote_strs = p;
+  l->remote_addr_off = (uint8_t)(nn + 1);
+  return PARLEY_OK;
 }
 
 static void on_hello(struct parley_link *l, const struct parley_frame *f) {
@@ -251,16 +336,18 @@ static void on_hello(struct parley_link *l, const struct parley_frame *f) {
   l->remote_caps = f->u.hello.caps;
   l->remote_max_frame = f->u.hello.max_frame;
   l->remote_role = f->u.hello.role;
-  copy_str(l->remote_name, sizeof l->remote_name, f->u.hello.name);
-  copy_str(l->remote_addr, sizeof l->remote_addr, f->u.hello.addr);
+  if (keep_hello_strings(l, f) < 0) {
+    parley__link_close(l, PARLEY_ENOMEM);
+    return;
+  }
   l->state = PARLEY_LINK_OPEN;
   l->opened = 1;
   net->stats.links_open++;
   net->stats.handshakes_ok++;
-  (void)uv_timer_stop(&l->timer);
+  parley__link_deadline_clear(l);
   PARLEY_LOG(net->log, PARLEY_LOG_DEBUG,
              "link %s: open (%s, name \"%s\", role %u)", l->peername,
-             l->accepted ? "accepted" : "dialled", l->remote_name,
+             l->accepted ? "accepted" : "dialled", l->remote_strs,
              (unsigned)l->remote_role);
   if (l->cbs.on_open != NULL)
     l->cbs.on_open(l);
@@ -291,24 +378,26 @@ static void dispatch(struct parley_link *l, const struct parley_frame *f) {
     l->cbs.on_frame(l, f);
 }
 
-/* Decodes and dispatches every complete frame in l->pt.  Returns < 0 when
- * the link is closing or failing (the caller must stop at once). */
-static int process_frames(struct parley_link *l) {
+/* Decodes and dispatches every complete frame in p[0..n).  OUT: *used,
+ * the bytes of the whole frames.  Returns < 0 when the link is closing or
+ * failing (the caller must stop at once and touch no buffer of it). */
+static int parse_frames(struct parley_link *l, const uint8_t *p, size_t n,
+                        size_t *used_out) {
   struct parley_net *net = l->net;
   struct parley_frame f;
   size_t off = 0, used;
   char text[48];
   int rc;
 
-  while (off < l->pt.len) {
+  *used_out = 0;
+  while (off < n) {
     used = 0;
-    rc = parley_wire_decode(l->pt.data + off, l->pt.len - off,
-                            net->max_frame, &f, &used);
+    rc = parley_wire_decode(p + off, n - off, net->max_frame, &f, &used);
     if (rc == PARLEY_EAGAIN)
       break;
     if (rc == PARLEY_EUNKNOWNTYPE && l->state == PARLEY_LINK_OPEN &&
         used >= PARLEY_WIRE_FRAME_HDR) {
-      uint8_t type = l->pt.data[off + 4];
+      uint8_t type = p[off + 4];
       net->stats.frames_in++;
       PARLEY_LOG(net->log, PARLEY_LOG_DEBUG,
                  "link %s: skipping unknown frame type 0x%02x", l->peername,
@@ -341,19 +430,67 @@ static int process_frames(struct parley_link *l) {
     if (l->closing || l->failing)
       return PARLEY_ECLOSED; /* the user (or we) closed it: touch nothing */
   }
-  parley_buf_consume(&l->pt, off);
-  parley__buf_trim(&l->pt);
+  *used_out = off;
   return PARLEY_OK;
 }
 
 /* ---- records and the handshake ------------------------------------------ */
 
-/* One complete record at p: decrypt into l->pt, then decode frames.
- * PARLEY_EAGAIN if incomplete; < 0 otherwise means the link stopped. */
+/* Keeps the tail of an incomplete frame (or record) in b, which is empty
+ * or holds what p continues.  Returns < 0 when the link stopped. */
+static int keep_tail(struct parley_link *l, struct parley_buf *b,
+                     const uint8_t *p, size_t n, const char *what) {
+  int rc = parley_buf_append(b, p, n);
+  if (rc == PARLEY_ETOOBIG)
+    proto_error(l, rc, what);
+  else if (rc < 0)
+    parley__link_close(l, rc);
+  return rc;
+}
+
+/* Decrypts a record into l->pt behind an incomplete frame (or one too
+ * large for the shared buffer), then decodes frames from there. */
+static int record_into_pt(struct parley_link *l, const uint8_t *hdr,
+                          const uint8_t *ct, size_t ct_len) {
+  size_t pt_len = ct_len - PARLEY_WIRE_TAG, used;
+  int rc;
+
+  /* Reserve at least one byte so the output pointer is never NULL. */
+  rc = parley_buf_reserve(&l->pt, pt_len ? pt_len : 1);
+  if (rc < 0) {
+    if (rc == PARLEY_ETOOBIG)
+      proto_error(l, rc, "plaintext buffer full");
+    else
+      parley__link_close(l, rc);
+    return rc;
+  }
+  rc = parley_session_open(&l->sess, hdr, PARLEY_WIRE_RECORD_HDR, ct, ct_len,
+                           l->pt.data + l->pt.len);
+  if (rc < 0) {
+    if (rc == PARLEY_ECRYPTO)
+      proto_error(l, rc, "record failed authentication");
+    else
+      parley__link_close(l, rc);
+    return rc;
+  }
+  l->pt.len += pt_len;
+  l->net->stats.records_in++;
+  rc = parse_frames(l, l->pt.data, l->pt.len, &used);
+  if (rc < 0)
+    return rc;
+  parley_buf_consume(&l->pt, used);
+  if (l->pt.len == 0)
+    parley_buf_close(&l->pt); /* an idle link keeps no plaintext buffer */
+  return PARLEY_OK;
+}
+
+/* One complete record at p: decrypt, then decode frames.  PARLEY_EAGAIN if
+ * incomplete; < 0 otherwise means the link stopped. */
 static int record_step(struct parley_link *l, const uint8_t *p, size_t left,
                        size_t *used) {
+  struct parley_net *net = l->net;
   const uint8_t *ct;
-  size_t ct_len, pt_len;
+  size_t ct_len, pt_len, fused;
   int rc;
 
   rc = parley_wire_record_decode(p, left, PARLEY_MAX_RECORD + PARLEY_WIRE_TAG,
@@ -365,17 +502,19 @@ static int record_step(struct parley_link *l, const uint8_t *p, size_t left,
     return rc;
   }
   pt_len = ct_len - PARLEY_WIRE_TAG;
-  /* Reserve at least one byte so the output pointer is never NULL. */
-  rc = parley_buf_reserve(&l->pt, pt_len ? pt_len : 1);
-  if (rc < 0) {
-    if (rc == PARLEY_ETOOBIG)
-      proto_error(l, rc, "plaintext buffer full");
-    else
-      parley__link_close(l, rc);
-    return rc;
+  if (l->pt.len > 0 || pt_len > PARLEY_NET_RECORD_PT)
+    return record_into_pt(l, p, ct, ct_len);
+  /* The usual case: the record starts at a frame boundary and fits the
+   * shared buffer; only an incomplete last frame is copied to l->pt. */
+  if (scratch.ptbuf == NULL) {
+    scratch.ptbuf = parley_malloc(PARLEY_NET_RECORD_PT);
+    if (scratch.ptbuf == NULL) {
+      parley__link_close(l, PARLEY_ENOMEM);
+      return PARLEY_ENOMEM;
+    }
   }
   rc = parley_session_open(&l->sess, p, PARLEY_WIRE_RECORD_HDR, ct, ct_len,
-                           l->pt.data + l->pt.len);
+                           scratch.ptbuf);
   if (rc < 0) {
     if (rc == PARLEY_ECRYPTO)
       proto_error(l, rc, "record failed authentication");
@@ -383,9 +522,14 @@ static int record_step(struct parley_link *l, const uint8_t *p, size_t left,
       parley__link_close(l, rc);
     return rc;
   }
-  l->pt.len += pt_len;
-  l->net->stats.records_in++;
-  return process_frames(l);
+  net->stats.records_in++;
+  rc = parse_frames(l, scratch.ptbuf, pt_len, &fused);
+  if (rc < 0)
+    return rc;
+  if (fused < pt_len)
+    return keep_tail(l, &l->pt, scratch.ptbuf + fused, pt_len - fused,
+                     "plaintext buffer full");
+  return PARLEY_OK;
 }
 
 static int hello_queue(struct parley_link *l) {
@@ -403,6 +547,25 @@ static int hello_queue(struct parley_link *l) {
   f.u.hello.addr.ptr = net->addr;
   f.u.hello.addr.len = strlen(net->addr);
   return parley__link_queue(l, &f, 1);
+}
+
+/* The handshake is done: keep the binding, key the session, drop the
+ * handshake state, queue HELLO. */
+static int hs_finish(struct parley_link *l) {
+  int rc;
+
+  /* Keep h before finish wipes the handshake: the channel binding. */
+  memcpy(l->binding, parley_noise_hash(&l->hs->hs.noise), sizeof l->binding);
+  rc = parley_handshake_finish(&l->hs->hs, &l->sess, l->remote_pk);
+  parley_free(l->hs); /* wiped by finish (or by its failure) */
+  l->hs = NULL;
+  if (rc < 0)
+    return rc;
+  if (parley__link_guard_peer(l) < 0)
+    return PARLEY_EDENIED; /* a banned key: closed */
+  l->has_session = 1;
+  l->state = PARLEY_LINK_HELLO_WAIT;
+  return hello_queue(l);
 }
 
 /* One complete handshake message at p.  PARLEY_EAGAIN if incomplete; < 0
@@ -425,7 +588,7 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
   /* Ask before the Diffie-Hellman work that answering costs. */
   if (parley__link_guard_handshake(l) < 0)
     return PARLEY_EDENIED;
-  rc = parley_handshake_read(&l->hs, msg, mlen);
+  rc = parley_handshake_read(&l->hs->hs, msg, mlen);
   if (rc < 0) {
     if (rc != PARLEY_EAUTH)
       net->stats.protocol_errors++;
@@ -436,19 +599,15 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
     return rc;
   }
   rc = hs_write_next(l, out, &n);
-  if (rc >= 0 && n > 0)
+  if (rc >= 0 && parley_handshake_done(&l->hs->hs)) {
+    rc = hs_finish(l);
+    if (rc == PARLEY_EDENIED && l->closing)
+      return rc;
+    /* The dialler's message 3 and its HELLO record leave in one write. */
+    if (rc >= 0)
+      rc = flush_with(l, out, n);
+  } else if (rc >= 0 && n > 0) {
     rc = write_raw(l, out, n);
-  if (rc >= 0 && parley_handshake_done(&l->hs)) {
-    /* Keep h before finish wipes the handshake: the channel binding. */
-    memcpy(l->binding, parley_noise_hash(&l->hs.noise), sizeof l->binding);
-    rc = parley_handshake_finish(&l->hs, &l->sess, l->remote_pk);
-    if (rc >= 0 && parley__link_guard_peer(l) < 0)
-      return PARLEY_EDENIED; /* a banned key: closed */
-    if (rc >= 0) {
-      l->has_session = 1;
-      l->state = PARLEY_LINK_HELLO_WAIT;
-      rc = hello_queue(l);
-    }
   }
   if (rc < 0) {
     PARLEY_LOG(net->log, PARLEY_LOG_WARN, "link %s: handshake: %s",
@@ -461,44 +620,73 @@ static int hs_step(struct parley_link *l, const uint8_t *p, size_t left,
 
 /* ---- reading ------------------------------------------------------------- */
 
-static void process_input(struct parley_link *l) {
+/* Parses p[0..n): the preamble, handshake messages, records.  OUT: *used,
+ * the bytes consumed.  Returns < 0 when the link stopped (closing or
+ * failing): the caller touches none of its buffers then. */
+static int parse_input(struct parley_link *l, const uint8_t *p, size_t n,
+                       size_t *used_out) {
   size_t off = 0, used;
   int rc;
 
-  while (off < l->in.len) {
-    const uint8_t *p = l->in.data + off;
-    size_t left = l->in.len - off;
+  *used_out = 0;
+  while (off < n) {
+    const uint8_t *q = p + off;
+    size_t left = n - off;
 
     used = 0;
     if (l->state == PARLEY_LINK_PREAMBLE) {
-      rc = parley_wire_preamble_check(p, left);
+      rc = parley_wire_preamble_check(q, left);
       if (rc == PARLEY_EAGAIN)
         break;
       if (rc < 0) {
         proto_error(l, rc, "bad preamble");
-        return;
+        return rc;
       }
       used = PARLEY_WIRE_PREAMBLE_LEN;
       l->state = PARLEY_LINK_HANDSHAKE;
     } else if (l->state == PARLEY_LINK_HANDSHAKE) {
-      rc = hs_step(l, p, left, &used);
+      rc = hs_step(l, q, left, &used);
       if (rc == PARLEY_EAGAIN)
         break;
       if (rc < 0)
-        return;
+        return rc;
     } else {
-      rc = record_step(l, p, left, &used);
+      rc = record_step(l, q, left, &used);
       if (rc == PARLEY_EAGAIN)
         break;
       if (rc < 0)
-        return;
+        return rc;
     }
     off += used;
     if (l->closing || l->failing)
-      return;
+      return PARLEY_ECLOSED;
   }
-  parley_buf_consume(&l->in, off);
-  parley__buf_trim(&l->in);
+  *used_out = off;
+  return PARLEY_OK;
+}
+
+/* n bytes were read into the net's shared buffer (l->in was empty). */
+static void input_shared(struct parley_link *l, size_t n) {
+  const uint8_t *p = scratch.rbuf;
+  size_t used;
+
+  if (parse_input(l, p, n, &used) < 0)
+    return;
+  if (used < n)
+    (void)keep_tail(l, &l->in, p + used, n - used, "input buffer full");
+}
+
+/* Bytes were appended to l->in (behind an incomplete record). */
+static void input_own(struct parley_link *l) {
+  size_t used;
+
+  if (parse_input(l, l->in.data, l->in.len, &used) < 0)
+    return;
+  parley_buf_consume(&l->in, used);
+  if (l->in.len == 0) {
+    parley_buf_close(&l->in); /* an idle link keeps no read buffer */
+    return;
+  }
   /* The buffer holds the largest legal record, so a full buffer that does
    * not parse cannot happen with a conforming peer. */
   if (l->in.len == l->in.cap)
@@ -512,6 +700,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   buf->base = NULL;
   buf->len = 0;
+  if (l->in.len == 0) {
+    /* Nothing pending: read into the shared buffer. */
+    if (scratch.rbuf == NULL)
+      scratch.rbuf = parley_malloc(PARLEY_NET_READ_CHUNK);
+    if (scratch.rbuf == NULL)
+      return; /* libuv reports UV_ENOBUFS to on_read */
+    buf->base = (char *)scratch.rbuf;
+    buf->len = PARLEY_NET_READ_CHUNK;
+    return;
+  }
   if (room == 0 ||
       parley_buf_reserve(&l->in, room < PARLEY_NET_READ_CHUNK
                                      ? room
@@ -527,13 +725,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct parley_link *l = s->data;
 
-  (void)buf;
   if (l->closing || l->failing)
     return;
   if (nread > 0) {
-    l->in.len += (size_t)nread;
     l->net->stats.bytes_in += (uint64_t)nread;
-    process_input(l);
+    if (buf->base == (const char *)scratch.rbuf) { /* l->in was empty */
+      input_shared(l, (size_t)nread);
+    } else {
+      l->in.len += (size_t)nread;
+      input_own(l);
+    }
     return;
   }
   if (nread == 0)

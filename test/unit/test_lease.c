@@ -142,12 +142,130 @@ static void test_many_sorted(void **state) {
   parley_lease_table_close(&t);
 }
 
+/* A random mix of renewals, removals and pops against a plain array
+ * model: the table finds every key the model has (and no other), reports
+ * the model's earliest expiry, and pops in (expiry, key) order.  Keys
+ * share their first bytes so that the key index sees long probe runs and
+ * its backward-shift deletion is exercised. */
+struct model_lease {
+  int live;
+  uint64_t expires;
+  int64_t seen;
+};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static void test_random_against_model(void **state) {
+  enum { K = 600, OPS = 60000 };
+  static struct model_lease m[K];
+  struct parley_lease_table t;
+  uint8_t pk[32], out[32];
+  size_t live = 0;
+  uint64_t now = 0;
+  (void)state;
+
+  memset(m, 0, sizeof m);
+  parley_lease_table_init(&t, 99);
+  for (unsigned op = 0; op < OPS; op++) {
+    unsigned k = (unsigned)(rng() % K), r = (unsigned)(rng() % 100);
+    key(pk, k);
+    if (r < 55) { /* renew (or start) */
+      uint64_t d = rng() % 1000;
+      assert_int_equal(parley_lease_renew(&t, pk, now, d, (int64_t)op),
+                       PARLEY_OK);
+      if (!m[k].live)
+        live++;
+      m[k].live = 1;
+      m[k].expires = now + d;
+      m[k].seen = (int64_t)op;
+    } else if (r < 75) { /* remove */
+      assert_int_equal(parley_lease_remove(&t, pk),
+                       m[k].live ? PARLEY_OK : PARLEY_ENOTFOUND);
+      if (m[k].live)
+        live--;
+      m[k].live = 0;
+    } else if (r < 80) { /* time passes; pop what ran out */
+      uint64_t last = 0;
+      unsigned lastk = 0;
+      int first = 1;
+      now += rng() % 300;
+      while (parley_lease_pop_expired(&t, now, out) == PARLEY_OK) {
+        unsigned i = ((unsigned)out[0] << 8) | out[1];
+        assert_true(i < K);
+        assert_true(m[i].live);
+        assert_true(m[i].expires <= now);
+        /* (expiry, key) order; keys compare like their numbers here */
+        assert_true(first || m[i].expires > last ||
+                    (m[i].expires == last && i > lastk));
+        first = 0;
+        last = m[i].expires;
+        lastk = i;
+        m[i].live = 0;
+        live--;
+      }
+      for (unsigned i = 0; i < K; i++)
+        assert_true(!m[i].live || m[i].expires > now);
+    } else { /* look up */
+      const struct parley_lease *l = parley_lease_get(&t, pk);
+      if (m[k].live) {
+        assert_non_null(l);
+        assert_memory_equal(l->pk, pk, 32);
+        assert_int_equal(l->expires_ms, m[k].expires);
+        assert_int_equal(l->last_seen_ms, m[k].seen);
+      } else {
+        assert_null(l);
+      }
+    }
+    assert_int_equal(parley_lease_count(&t), live);
+    if (op % 997 == 0) {
+      uint64_t due, best = UINT64_MAX;
+      for (unsigned i = 0; i < K; i++)
+        if (m[i].live && m[i].expires < best)
+          best = m[i].expires;
+      if (live == 0) {
+        assert_int_equal(parley_lease_next_expiry(&t, &due),
+                         PARLEY_ENOTFOUND);
+      } else {
+        assert_int_equal(parley_lease_next_expiry(&t, &due), PARLEY_OK);
+        assert_int_equal(due, best);
+      }
+    }
+  }
+  /* Every live key is found; a full drain empties the table. */
+  for (unsigned i = 0; i < K; i++) {
+    key(pk, i);
+    assert_true((parley_lease_get(&t, pk) != NULL) == (m[i].live != 0));
+  }
+  while (parley_lease_pop_expired(&t, UINT64_MAX, out) == PARLEY_OK)
+    live--;
+  assert_int_equal(live, 0);
+  assert_int_equal(parley_lease_count(&t), 0);
+  key(pk, 1);
+  assert_null(parley_lease_get(&t, pk));
+  /* The table is reusable after it emptied, and after close. */
+  assert_int_equal(parley_lease_renew(&t, pk, 1, 1, 1), PARLEY_OK);
+  assert_int_equal(parley_lease_count(&t), 1);
+  parley_lease_table_close(&t);
+  assert_int_equal(parley_lease_count(&t), 0);
+  assert_int_equal(parley_lease_renew(&t, pk, 1, 1, 1), PARLEY_OK);
+  assert_non_null(parley_lease_get(&t, pk));
+  parley_lease_table_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),
       cmocka_unit_test(test_renew_and_expire_in_order),
       cmocka_unit_test(test_ties_break_by_key_and_shorter_renewal),
       cmocka_unit_test(test_many_sorted),
+      cmocka_unit_test(test_random_against_model),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

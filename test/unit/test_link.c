@@ -6,6 +6,7 @@
  * handshake, or a complete handshake (with the crypto/wire functions) after
  * which it sends frames a conforming net never would. */
 #include "net/link.h"
+#include "net/link_int.h" /* the memory tests look at a link's buffers */
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -1318,6 +1319,214 @@ static void test_config_errors(void **state) {
   parley_net_free(NULL);
 }
 
+/* ---- tests: buffers, deadlines, the flush hook, source addresses ------- */
+
+/* Records and frames cut anywhere arrive whole; between bursts a link holds
+ * no read, plaintext or send buffer. */
+static void test_trickle_and_idle_buffers(void **state) {
+  uint8_t pt[256], rec[512];
+  size_t n, n1, rlen;
+  uint64_t in0;
+  struct parley_link *l;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  raw_secure(&r1, side_listen(&sa));
+  n = put_hello(pt, sizeof pt, PARLEY_WIRE_VERSION);
+  raw_send_record(&r1, pt, n, 0);
+  WAIT_FOR(sa.opens == 1);
+  assert_int_equal(sa.opens, 1);
+  l = sa.link;
+  /* Record 1: PING 1 and the first 5 bytes of PING 2; record 2: the rest
+   * of PING 2 and PING 3.  Both records are written in three pieces with
+   * pauses, so the server reads each record in parts. */
+  n1 = put_ping(pt, sizeof pt, 1);
+  n = n1 + put_ping(pt + n1, sizeof pt - n1, 2);
+  n += put_ping(pt + n, sizeof pt - n, 3);
+  for (int part = 0; part < 2; part++) {
+    size_t from = part == 0 ? 0 : n1 + 5, to = part == 0 ? n1 + 5 : n;
+    parley_wire_record_header(rec, (uint32_t)(to - from + PARLEY_WIRE_TAG));
+    assert_int_equal(parley_session_seal(&r1.sess, rec,
+                                         PARLEY_WIRE_RECORD_HDR, pt + from,
+                                         to - from,
+                                         rec + PARLEY_WIRE_RECORD_HDR),
+                     PARLEY_OK);
+    rlen = PARLEY_WIRE_RECORD_HDR + (to - from) + PARLEY_WIRE_TAG;
+    /* (The raw client does not set TCP_NODELAY: wait for each piece.) */
+    in0 = parley_net_stats(sa.net)->bytes_in;
+    raw_write(&r1, rec, 3);
+    WAIT_FOR(parley_net_stats(sa.net)->bytes_in == in0 + 3);
+    assert_int_equal(parley_net_stats(sa.net)->bytes_in, in0 + 3);
+    assert_non_null(l->in.data); /* an incomplete record is kept */
+    assert_int_equal(l->in.len, 3);
+    raw_write(&r1, rec + 3, 10);
+    WAIT_FOR(parley_net_stats(sa.net)->bytes_in == in0 + 13);
+    assert_int_equal(l->in.len, 13);
+    raw_write(&r1, rec + 13, rlen - 13);
+    WAIT_FOR(sa.pings == (part == 0 ? 1 : 3));
+    if (part == 0) {
+      assert_int_equal(sa.pings, 1);
+      assert_null(l->in.data);     /* the record was complete */
+      assert_non_null(l->pt.data); /* PING 2 is not */
+      assert_int_equal(l->pt.len, 5);
+    }
+  }
+  assert_int_equal(sa.pings, 3);
+  assert_int_equal(sa.closes, 0);
+  /* Idle again: nothing held. */
+  assert_null(l->in.data);
+  assert_null(l->pt.data);
+  assert_null(l->out.data);
+  assert_null(l->hs);
+  assert_int_equal(l->in.len + l->pt.len + l->out.len, 0);
+}
+
+/* Every link gets its own handshake deadline from the one net timer. */
+static void test_deadlines_per_link(void **state) {
+  static struct raw r2;
+  const struct opts o = {0, 0, 0, 300};
+  uint64_t t0, t1 = 0, t2 = 0;
+  uint16_t port;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, &o);
+  port = side_listen(&sa);
+  uv_update_time(&loop);
+  t0 = uv_now(&loop);
+  raw_connect(&r1, port, 0);
+  raw_write(&r1, "PRLY\x01", 5);
+  wait_ms(150);
+  memset(&r2, 0, sizeof r2);
+  raw_connect(&r2, port, 0);
+  raw_write(&r2, "PRLY\x01", 5);
+  (void)uv_timer_start(&tick, tick_cb, 2, 2);
+  while ((!r1.eof || !r2.eof) && uv_now(&loop) - t0 < 3000) {
+    uv_run(&loop, UV_RUN_ONCE);
+    uv_update_time(&loop);
+    if (r1.eof && t1 == 0)
+      t1 = uv_now(&loop) - t0;
+    if (r2.eof && t2 == 0)
+      t2 = uv_now(&loop) - t0;
+  }
+  (void)uv_timer_stop(&tick);
+  assert_int_equal(r1.eof, 1);
+  assert_int_equal(r2.eof, 1);
+  /* r1 at ~300 ms, r2 ~150 ms later (its own deadline, not r1's). */
+  assert_true(t1 >= 250 && t1 < 1500);
+  assert_true(t2 >= t1 + 100);
+  assert_true(t2 >= 400 && t2 < 1800);
+  assert_int_equal(parley_net_stats(sa.net)->handshakes_failed, 2);
+  /* Nothing has a deadline any more: the timer is off. */
+  assert_null(sa.net->dl_head);
+  assert_int_equal(uv_is_active((uv_handle_t *)&sa.net->timer), 0);
+  raw_close(&r2);
+  WAIT_FOR(r2.closed);
+}
+
+static int cb_opens;
+static void cb_open(struct parley_link *l) {
+  (void)l;
+  cb_opens++;
+}
+static void cb_frame(struct parley_link *l, const struct parley_frame *f) {
+  (void)l;
+  (void)f;
+}
+static void cb_close(struct parley_link *l, int reason) {
+  (void)l;
+  (void)reason;
+}
+
+/* A net without a turn hook has no prepare callback running while it has
+ * nothing to send (bench/loadgen.c runs thousands of such nets). */
+static void test_idle_net_costs_no_turn(void **state) {
+  static const struct parley_link_cbs plain = {cb_open, cb_frame, cb_close};
+  struct parley_net_config cfg;
+  struct parley_net *net = NULL;
+  struct parley_link *l = NULL;
+  uint16_t port;
+
+  (void)state;
+  cb_opens = 0;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  port = side_listen(&sa);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.loop = &loop;
+  cfg.id = &id_b;
+  cfg.role = PARLEY_ROLE_PEER;
+  cfg.name = "plain";
+  assert_int_equal(parley_net_new(&cfg, &net), PARLEY_OK);
+  assert_int_equal(uv_is_active((uv_handle_t *)&net->prepare), 0);
+  assert_int_equal(
+      parley_net_connect(net, "127.0.0.1", port, NULL, &plain, NULL, &l),
+      PARLEY_OK);
+  WAIT_FOR(cb_opens == 1 && sa.opens == 1);
+  assert_int_equal(cb_opens, 1);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  assert_int_equal(uv_is_active((uv_handle_t *)&net->prepare), 0);
+  assert_int_equal(send_msg(l, 0, 10), PARLEY_OK);
+  assert_int_equal(uv_is_active((uv_handle_t *)&net->prepare), 1);
+  WAIT_FOR(sa.msgs == 1);
+  assert_int_equal(sa.msgs, 1);
+  assert_int_equal(uv_is_active((uv_handle_t *)&net->prepare), 0);
+  /* A net with a turn hook runs it every turn. */
+  {
+    int before = sa.turn_ends;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_true(sa.turn_ends >= before + 2);
+  }
+  parley_net_free(net);
+  WAIT_FOR(sa.closes == 1);
+  assert_int_equal(sa.closes, 1);
+}
+
+/* bind_host: dialled links leave from the given source address. */
+static void test_bind_host(void **state) {
+  static const struct parley_link_cbs plain = {cb_open, cb_frame, cb_close};
+  struct parley_net_config cfg;
+  struct parley_net *net = NULL;
+  struct parley_link *l = NULL;
+  uint16_t port;
+  char big[80];
+
+  (void)state;
+  cb_opens = 0;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  port = side_listen(&sa);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.loop = &loop;
+  cfg.id = &id_b;
+  cfg.role = PARLEY_ROLE_PEER;
+  memset(big, '1', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  cfg.bind_host = big;
+  assert_int_equal(parley_net_new(&cfg, &net), PARLEY_EINVAL);
+  cfg.bind_host = "127.0.0.2";
+  assert_int_equal(parley_net_new(&cfg, &net), PARLEY_OK);
+  /* Another family than the target's, or not an address: refused. */
+  assert_int_equal(
+      parley_net_connect(net, "::1", port, NULL, &plain, NULL, &l),
+      PARLEY_EINVAL);
+  assert_int_equal(
+      parley_net_connect(net, "127.0.0.1", port, NULL, &plain, NULL, &l),
+      PARLEY_OK);
+  WAIT_FOR(cb_opens == 1 && sa.opens == 1);
+  assert_int_equal(sa.opens, 1);
+  assert_string_equal(parley_link_remote_ip(sa.link), "127.0.0.2");
+  assert_int_equal(strncmp(parley_link_peername(sa.link), "127.0.0.2:", 10),
+                   0);
+  parley_net_free(net);
+  net = NULL;
+  cfg.bind_host = "not-an-address";
+  assert_int_equal(parley_net_new(&cfg, &net), PARLEY_OK);
+  assert_int_equal(
+      parley_net_connect(net, "127.0.0.1", port, NULL, &plain, NULL, &l),
+      PARLEY_EINVAL);
+  parley_net_free(net);
+  WAIT_FOR(sa.closes == 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1345,6 +1554,10 @@ int main(void) {
       T(test_guard_bans_key),
       T(test_guard_strikes),
       T(test_guard_strike_from_above),
+      T(test_trickle_and_idle_buffers),
+      T(test_deadlines_per_link),
+      T(test_idle_net_costs_no_turn),
+      T(test_bind_host),
 #undef T
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
