@@ -51,6 +51,9 @@
  * fastest at 1024. */
 #define RUN_EVERY 1024u
 #define RUN_EVERY_TOPICS 4096u
+/* ... or after this many bytes published, whichever comes first: 1024 big
+ * messages would overrun a link's queue (64 MiB) before the loop ran. */
+#define RUN_EVERY_BYTES (1u << 20)
 
 struct peer {
     uv_loop_t loop;
@@ -62,6 +65,7 @@ struct peer {
     unsigned inflight, window; /* acked publishes not answered yet */
     unsigned failed;           /* acked publishes that did not complete */
     unsigned sends, run_every;
+    size_t unsent;           /* bytes published since the loop last ran */
     unsigned last_topic;
     char last_name[BENCH_TOPIC_LEN + 1];
     /* subscriber */
@@ -254,8 +258,12 @@ static int pub_send(void *st, unsigned topic, const void *buf, size_t len)
         fprintf(stderr, "bench_parley: publish: %s\n", parley_errstr(rc));
         return -1;
     }
-    if (pe->acked ? pe->inflight >= pe->window : ++pe->sends % pe->run_every == 0)
+    pe->unsent += len;
+    if (pe->acked ? pe->inflight >= pe->window
+                  : ++pe->sends % pe->run_every == 0 || pe->unsent >= RUN_EVERY_BYTES) {
+        pe->unsent = 0;
         return pump(pe);
+    }
     return 0;
 }
 
