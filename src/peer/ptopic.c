@@ -270,9 +270,20 @@ static void on_members(struct parley_node *n, struct icreq *q, int rc,
   if (rc < 0)
     return; /* index gone: asked again after the next registration */
   rc = parley__take_members(n, pt, f);
-  if (rc < 0)
+  if (rc < 0) {
     PARLEY_LOG(&n->log, PARLEY_LOG_WARN, "MEMBERS of %s: %s", pt->topic,
                parley_strerror(rc));
+    return;
+  }
+  if (pt->member) {
+    /* Granted since the index refused our WATCH: watch again on the next
+     * publish. */
+    struct route *r = parley_map_get(&n->routes, pt->topic, strlen(pt->topic));
+    if (r != NULL && r->denied) {
+      r->denied = 0;
+      r->state = ROUTE_NONE;
+    }
+  }
 }
 
 static void on_keys(struct parley_node *n, struct icreq *q, int rc,

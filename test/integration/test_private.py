@@ -202,6 +202,15 @@ class PrivateTopics(unittest.TestCase):
         self.owner.ok("publish", self.topic, "epoch-three", "--ack")
         h.wait_until(lambda: "epoch-three" in bodies(self.m1, self.topic),
                      what="re-granted member reads epoch 3")
+        # The outsider, refused in test_03, is granted: its next publish
+        # finds the subscribers (the refused route is watched again).
+        self.owner.ok("topic", "grant", self.topic, self.x.id)
+        h.wait_until(lambda: 3 in self.members(self.x)["keys_held"],
+                     what="the new member holds epoch 3")
+        self.x.ok("publish", self.topic, "from-the-new-member", "--ack")
+        h.wait_until(lambda: "from-the-new-member" in bodies(self.m2,
+                                                              self.topic),
+                     what="a member reads the new member")
 
 
 class PrivateTopicsCluster(unittest.TestCase):
