@@ -330,6 +330,38 @@ static void on_forwarded(void *ctx, const struct parley_httpc_response *res) {
   parley_free(f);
 }
 
+/* The buffers of one GET to another index node's dashboard API. */
+struct node_get {
+  struct parley_httpc_request rq;
+  char url[PARLEY_MAX_ADDR + 64];
+  char auth[PARLEY_AUTH_TOKEN_CAP + 32];
+  char fwd[96];
+  const char *hdrs[4];
+};
+
+/* Fills g for GET http://HTTP/v1/dashboard?QUERY with the given
+ * Authorization value, marked as forwarded by this node. */
+static void node_get_init(struct node_get *g, const struct parley_index *idx,
+                          const char *http, const char *query,
+                          const char *authorization, uint32_t timeout_ms,
+                          size_t max_response) {
+  snprintf(g->url, sizeof g->url, "http://%s/v1/dashboard?%s", http, query);
+  snprintf(g->auth, sizeof g->auth, "Authorization: %s", authorization);
+  snprintf(g->fwd, sizeof g->fwd, "%s: %s", IX_DASH_FORWARDED_HEADER,
+           idx->id_text);
+  g->hdrs[0] = g->auth;
+  g->hdrs[1] = g->fwd;
+  g->hdrs[2] = "Accept: application/json";
+  g->hdrs[3] = NULL;
+  memset(&g->rq, 0, sizeof g->rq);
+  g->rq.method = "GET";
+  g->rq.url = g->url;
+  g->rq.headers = g->hdrs;
+  g->rq.timeout_ms = timeout_ms;
+  g->rq.connect_timeout_ms = 1000;
+  g->rq.max_response = max_response;
+}
+
 /* The client hung up (or the HTTP server is closing) while we waited. */
 static void fwd_gone(void *data, struct parley_http_req *r) {
   struct ix_fwd *f = data;
@@ -343,10 +375,9 @@ int parley__dash_forward(struct parley_index *idx, struct parley_http_req *r,
                          int coarse, const char **notice, char *notice_buf,
                          size_t cap) {
   struct ix_dashx *dx = idx->dashx;
-  struct parley_httpc_request rq;
-  char http[PARLEY_MAX_ADDR + 1], url[PARLEY_MAX_ADDR + 64];
-  char auth[PARLEY_AUTH_TOKEN_CAP + 32], fwd[96];
-  const char *hdrs[4], *bearer = parley_http_header(r, "Authorization");
+  struct node_get g;
+  char http[PARLEY_MAX_ADDR + 1];
+  const char *bearer = parley_http_header(r, "Authorization");
   struct ix_fwd *f;
   uint64_t id;
   int rc;
@@ -358,30 +389,16 @@ int parley__dash_forward(struct parley_index *idx, struct parley_http_req *r,
     *notice = NULL;
     return 0;
   }
-  snprintf(url, sizeof url, "http://%s/v1/dashboard?window=%s", http,
-           coarse ? "24h" : "1h");
-  snprintf(auth, sizeof auth, "Authorization: %s", bearer);
-  snprintf(fwd, sizeof fwd, "%s: %s", IX_DASH_FORWARDED_HEADER,
-           idx->id_text);
-  hdrs[0] = auth;
-  hdrs[1] = fwd;
-  hdrs[2] = "Accept: application/json";
-  hdrs[3] = NULL;
-  memset(&rq, 0, sizeof rq);
-  rq.method = "GET";
-  rq.url = url;
-  rq.headers = hdrs;
-  rq.timeout_ms = FWD_TIMEOUT_MS;
-  rq.connect_timeout_ms = 1000;
-  rq.max_response = FWD_MAX_ANSWER;
+  node_get_init(&g, idx, http, coarse ? "window=24h" : "window=1h", bearer,
+                FWD_TIMEOUT_MS, FWD_MAX_ANSWER);
   f = parley_calloc(1, sizeof *f);
   if (f == NULL)
     return 0;
   f->idx = idx;
   f->r = r;
   f->coarse = coarse;
-  rc = parley_httpc_start(dx->http, &rq, on_forwarded, f, &f->xfer);
-  sodium_memzero(auth, sizeof auth);
+  rc = parley_httpc_start(dx->http, &g.rq, on_forwarded, f, &f->xfer);
+  sodium_memzero(g.auth, sizeof g.auth);
   if (rc < 0) {
     parley_free(f);
     leader_failed(idx, id, http, parley_strerror(rc), notice_buf, cap);
@@ -456,32 +473,22 @@ static void on_feed(void *ctx, const struct parley_httpc_response *res) {
 static int feed_start(struct parley_index *idx, int kind, const char *http) {
   struct ix_dashx *dx = idx->dashx;
   struct ix_feed *fd = &dx->feed[kind];
-  struct parley_httpc_request rq;
-  char url[PARLEY_MAX_ADDR + 64], auth[PARLEY_AUTH_TOKEN_CAP + 32], fwd[96];
-  const char *hdrs[4], *tok = own_token(idx);
+  struct node_get g;
+  char bearer[PARLEY_AUTH_TOKEN_CAP + 16];
+  const char *tok = own_token(idx);
   int rc;
 
   if (tok == NULL)
     return PARLEY_EAUTH;
-  snprintf(url, sizeof url, "http://%s/v1/dashboard?%s", http,
-           kind == FEED_ALERTS ? "part=alerts"
-           : kind == FEED_COARSE ? "delta=1&window=24h"
-                                 : "delta=1&window=1h");
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-  snprintf(fwd, sizeof fwd, "%s: %s", IX_DASH_FORWARDED_HEADER, idx->id_text);
-  hdrs[0] = auth;
-  hdrs[1] = fwd;
-  hdrs[2] = "Accept: application/json";
-  hdrs[3] = NULL;
-  memset(&rq, 0, sizeof rq);
-  rq.method = "GET";
-  rq.url = url;
-  rq.headers = hdrs;
-  rq.timeout_ms = FEED_TIMEOUT_MS;
-  rq.connect_timeout_ms = 1000;
-  rq.max_response = FWD_MAX_ANSWER;
-  rc = parley_httpc_start(dx->http, &rq, on_feed, fd, &fd->xfer);
-  sodium_memzero(auth, sizeof auth);
+  snprintf(bearer, sizeof bearer, "Bearer %s", tok);
+  node_get_init(&g, idx, http,
+                kind == FEED_ALERTS   ? "part=alerts"
+                : kind == FEED_COARSE ? "delta=1&window=24h"
+                                      : "delta=1&window=1h",
+                bearer, FEED_TIMEOUT_MS, FWD_MAX_ANSWER);
+  sodium_memzero(bearer, sizeof bearer);
+  rc = parley_httpc_start(dx->http, &g.rq, on_feed, fd, &fd->xfer);
+  sodium_memzero(g.auth, sizeof g.auth);
   if (rc < 0) {
     fd->xfer = NULL;
     return rc;
@@ -568,11 +575,9 @@ static void poll_members(struct parley_index *idx) {
   }
   for (size_t k = 0; k < cs->nmembers; k++) {
     const struct parley_consensus_member *cm = &cs->members[k];
-    struct parley_httpc_request rq;
+    struct node_get g;
     struct ix_member *m = NULL;
-    char url[PARLEY_MAX_ADDR + 64], auth[PARLEY_AUTH_TOKEN_CAP + 32];
-    char fwd[96];
-    const char *hdrs[4];
+    char bearer[PARLEY_AUTH_TOKEN_CAP + 16];
 
     if (cm->is_self || cm->http[0] == '\0' || strcmp(cm->http, "-") == 0)
       continue;
@@ -586,24 +591,13 @@ static void poll_members(struct parley_index *idx) {
       }
     if (m == NULL || m->xfer != NULL)
       continue;
-    snprintf(url, sizeof url, "http://%s/v1/dashboard?part=self", cm->http);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
-    snprintf(fwd, sizeof fwd, "%s: %s", IX_DASH_FORWARDED_HEADER,
-             idx->id_text);
-    hdrs[0] = auth;
-    hdrs[1] = fwd;
-    hdrs[2] = "Accept: application/json";
-    hdrs[3] = NULL;
-    memset(&rq, 0, sizeof rq);
-    rq.method = "GET";
-    rq.url = url;
-    rq.headers = hdrs;
-    rq.timeout_ms = MEMBER_POLL_MS;
-    rq.connect_timeout_ms = 1000;
-    rq.max_response = 64u * 1024u;
-    if (parley_httpc_start(dx->http, &rq, on_member, m, &m->xfer) < 0)
+    snprintf(bearer, sizeof bearer, "Bearer %s", tok);
+    node_get_init(&g, idx, cm->http, "part=self", bearer, MEMBER_POLL_MS,
+                  64u * 1024u);
+    sodium_memzero(bearer, sizeof bearer);
+    if (parley_httpc_start(dx->http, &g.rq, on_member, m, &m->xfer) < 0)
       m->xfer = NULL;
-    sodium_memzero(auth, sizeof auth);
+    sodium_memzero(g.auth, sizeof g.auth);
   }
   parley_free(cs);
 }
