@@ -345,6 +345,7 @@ static void node_get_init(struct node_get *g, const struct parley_index *idx,
                           const char *http, const char *query,
                           const char *authorization, uint32_t timeout_ms,
                           size_t max_response) {
+  memset(g, 0, sizeof *g);
   snprintf(g->url, sizeof g->url, "http://%s/v1/dashboard?%s", http, query);
   snprintf(g->auth, sizeof g->auth, "Authorization: %s", authorization);
   snprintf(g->fwd, sizeof g->fwd, "%s: %s", IX_DASH_FORWARDED_HEADER,
@@ -353,7 +354,6 @@ static void node_get_init(struct node_get *g, const struct parley_index *idx,
   g->hdrs[1] = g->fwd;
   g->hdrs[2] = "Accept: application/json";
   g->hdrs[3] = NULL;
-  memset(&g->rq, 0, sizeof g->rq);
   g->rq.method = "GET";
   g->rq.url = g->url;
   g->rq.headers = g->hdrs;
