@@ -229,7 +229,7 @@ static int pump(struct peer *pe)
     /* A full window drains to half before publishing resumes, so that
      * each loop turn (one store transaction) carries a batch. */
     if (pe->acked && pe->inflight >= pe->window)
-        while (pe->inflight > pe->window / 2)
+        while (pe->inflight > pe->window - pe->window / 8)
             uv_run(&pe->loop, UV_RUN_ONCE);
     return 0;
 }

@@ -38,7 +38,7 @@
   X(PUT, "INSERT INTO messages (publisher, channel, seq, ts, flags, body,"     \
          " outgoing, stored, chain)"                                           \
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                        \
-         " ON CONFLICT (publisher, channel, seq) DO NOTHING RETURNING rowid")  \
+         " ON CONFLICT (publisher, channel, seq) DO NOTHING")                  \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \

@@ -13,7 +13,7 @@
 int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
                              int64_t *rowid) {
   struct store_run r = {0};
-  int64_t id = 0;
+  int64_t id = 0, changes = 0;
   int src = SQLITE_OK, rc;
 
   if (m->publisher == NULL)
@@ -44,10 +44,14 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
   if (src != SQLITE_OK)
     rc = parley__store_fail_sql(s, src, "put_message");
   else
-    rc = parley__store_step_i64(s, &r, "put_message", &id);
-  if (rc == PARLEY_ENOTFOUND) {
-    rc = PARLEY_EEXIST; /* DO NOTHING returned no row: already stored */
-  }
+    rc = parley__store_exec(s, &r, "put_message", &changes);
+  /* No RETURNING: it costs a temporary table per row (a third of the
+   * insert).  The insert's own row id is read back instead; triggers (the
+   * full-text index) do not disturb it once they have run. */
+  if (rc == PARLEY_OK && changes == 0)
+    rc = PARLEY_EEXIST; /* DO NOTHING: already stored */
+  else if (rc == PARLEY_OK)
+    id = sqlite3_last_insert_rowid(s->db);
   parley__store_run_end(&r);
   if (rc == PARLEY_OK && rowid != NULL)
     *rowid = id;
