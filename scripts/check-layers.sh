@@ -40,7 +40,7 @@ if grep -n '#include "' include/parley/*.h; then
 fi
 
 # The codec, the registry state machine and core stay free of I/O.
-for f in src/core/*.[ch] src/wire/*.[ch] src/index/registry.[ch]; do
+for f in src/core/*.[ch] src/wire/*.[ch] src/index/registry*.[ch]; do
   if grep -nE '#include <(uv|sqlite3|microhttpd)\.h>' "$f"; then
     echo "purity: $f must not use libuv, SQLite or libmicrohttpd"; fail=1
   fi
