@@ -108,8 +108,11 @@ int parley_handshake_init(struct parley_handshake *hs, int initiator,
     memcpy(hs->expect, expected_remote, sizeof hs->expect);
     hs->has_expect = 1;
   }
-  int rc = parley_noise_init(&hs->noise, initiator, id->x_sk,
-                             (const uint8_t *)PROLOGUE, sizeof(PROLOGUE) - 1);
+  /* The identity keeps its X25519 public key: no base-point
+   * multiplication per handshake. */
+  int rc = parley_noise_init_keys(&hs->noise, initiator, id->x_sk, id->x_pk,
+                                  (const uint8_t *)PROLOGUE,
+                                  sizeof(PROLOGUE) - 1);
   if (rc < 0)
     return fail(hs, rc);
   return PARLEY_OK;

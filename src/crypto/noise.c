@@ -242,13 +242,28 @@ static int fail(struct parley_noise *n, int rc) {
 int parley_noise_init(struct parley_noise *n, int initiator,
                       const uint8_t s_sk[32], const uint8_t *prologue,
                       size_t prologue_len) {
+  uint8_t s_pk[32];
+  int rc;
+
+  if (crypto_scalarmult_base(s_pk, s_sk) != 0) {
+    sodium_memzero(n, sizeof *n);
+    return fail(n, PARLEY_EINVAL);
+  }
+  rc = parley_noise_init_keys(n, initiator, s_sk, s_pk, prologue,
+                              prologue_len);
+  sodium_memzero(s_pk, sizeof s_pk);
+  return rc;
+}
+
+int parley_noise_init_keys(struct parley_noise *n, int initiator,
+                           const uint8_t s_sk[32], const uint8_t s_pk[32],
+                           const uint8_t *prologue, size_t prologue_len) {
   sodium_memzero(n, sizeof *n);
   if (prologue_len && prologue == NULL)
     return fail(n, PARLEY_EINVAL);
   n->initiator = initiator ? 1 : 0;
   memcpy(n->s_sk, s_sk, sizeof n->s_sk);
-  if (crypto_scalarmult_base(n->s_pk, n->s_sk) != 0)
-    return fail(n, PARLEY_EINVAL);
+  memcpy(n->s_pk, s_pk, sizeof n->s_pk);
   /* InitializeSymmetric: the name fits in HASHLEN, so h = name || zeros. */
   memcpy(n->h, PROTOCOL_NAME, sizeof(PROTOCOL_NAME) - 1);
   memcpy(n->ck, n->h, sizeof n->ck);

@@ -211,6 +211,25 @@ static void test_noise_vector(void **state) {
 
 /* ---- Noise: state machine ---------------------------------------------- */
 
+/* Starting from an identity's kept X25519 public key gives the same state
+ * as deriving it from the secret, for several identities and both roles. */
+static void test_noise_init_keys(void **state) {
+  (void)state;
+  for (int k = 0; k < 8; k++) {
+    struct parley_identity id;
+    struct parley_noise a, b;
+    assert_int_equal(parley_identity_generate(&id), PARLEY_OK);
+    assert_int_equal(parley_noise_init(&a, k & 1, id.x_sk,
+                                       (const uint8_t *)"p", 1),
+                     PARLEY_OK);
+    assert_int_equal(parley_noise_init_keys(&b, k & 1, id.x_sk, id.x_pk,
+                                            (const uint8_t *)"p", 1),
+                     PARLEY_OK);
+    assert_memory_equal(&a, &b, sizeof a);
+    parley_identity_wipe(&id);
+  }
+}
+
 static void test_noise_out_of_turn(void **state) {
   (void)state;
   uint8_t sk_i[32], sk_r[32], buf[MAXMSG], pl[MAXMSG];
@@ -1077,6 +1096,7 @@ static void test_session_nonce_exhaustion(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_noise_vector),
+      cmocka_unit_test(test_noise_init_keys),
       cmocka_unit_test(test_noise_out_of_turn),
       cmocka_unit_test(test_noise_low_order_keys),
       cmocka_unit_test(test_noise_short_messages),
