@@ -35,6 +35,11 @@
  * net_scratch): at most this many buffers per thread, each at most
  * PARLEY_NET_TRIM bytes. */
 #define PARLEY_NET_SPARES 8u
+/* Write buffers kept after their write completed, for the next flushes:
+ * at most this many and this many bytes per thread (a publisher writing
+ * to many busy links has about one in flight per link). */
+#define PARLEY_NET_WSPARES 64u
+#define PARLEY_NET_WSPARE_BYTES (4u * 1024u * 1024u)
 /* Smallest max_frame we accept in the configuration: a HELLO with full
  * name and address must fit. */
 #define PARLEY_NET_MIN_FRAME 1024u

@@ -10,13 +10,15 @@
 _Static_assert(PARLEY_LINK_BINDING_LEN == PARLEY_NOISE_HASHLEN,
                "the channel binding is the Noise handshake hash");
 
-/* One uv_write: the request and the bytes it writes, freed together in the
- * write callback.  pt_bytes is the plaintext it carries (0 for handshake
- * bytes), subtracted from the link's in-flight count on completion. */
+/* One uv_write: the request and the bytes it writes, released together in
+ * the write callback.  pt_bytes is the plaintext it carries (0 for
+ * handshake bytes), subtracted from the link's in-flight count on
+ * completion; cap is the room in data. */
 struct link_write {
   uv_write_t req;
   struct parley_link *link;
   size_t pt_bytes;
+  size_t cap;
   uint8_t data[];
 };
 
@@ -39,6 +41,13 @@ struct net_scratch {
   uint8_t *ptbuf; /* PARLEY_NET_RECORD_PT bytes */
   struct net_spare spare[PARLEY_NET_SPARES];
   uint32_t nspare;
+  /* Completed writes kept for the next flush.  A busy link writes one
+   * buffer of a few hundred KiB per loop turn; allocating it afresh each
+   * time made the allocator hand the pages back to the kernel and fault
+   * them in again (a tenth of a fan-out publisher's time). */
+  struct link_write *wspare[PARLEY_NET_WSPARES];
+  uint32_t nwspare;
+  size_t wspare_bytes; /* at most PARLEY_NET_WSPARE_BYTES */
   size_t users;
 };
 
@@ -51,6 +60,9 @@ void parley__net_scratch_unref(void) {
     return;
   while (scratch.nspare > 0)
     parley_free(scratch.spare[--scratch.nspare].data);
+  while (scratch.nwspare > 0)
+    parley_free(scratch.wspare[--scratch.nwspare]);
+  scratch.wspare_bytes = 0;
   parley_free(scratch.rbuf);
   parley_free(scratch.ptbuf);
   scratch.rbuf = scratch.ptbuf = NULL;
@@ -84,12 +96,24 @@ static void out_give_back(struct parley_link *l) {
 
 /* ---- writing ------------------------------------------------------------- */
 
+/* A finished write's buffer goes back to the spares (or is freed). */
+static void write_release(struct link_write *w) {
+  if (w->cap <= PARLEY_NET_TRIM && scratch.users > 0 &&
+      scratch.nwspare < PARLEY_NET_WSPARES &&
+      scratch.wspare_bytes + w->cap <= PARLEY_NET_WSPARE_BYTES) {
+    scratch.wspare[scratch.nwspare++] = w;
+    scratch.wspare_bytes += w->cap;
+    return;
+  }
+  parley_free(w);
+}
+
 static void on_write(uv_write_t *req, int status) {
   struct link_write *w = (struct link_write *)req; /* req is first */
   struct parley_link *l = w->link;
 
   l->inflight -= w->pt_bytes;
-  parley_free(w);
+  write_release(w);
   if (l->closing)
     return; /* UV_ECANCELED from our own close, or a late completion */
   if (status < 0) {
@@ -103,12 +127,31 @@ static void on_write(uv_write_t *req, int status) {
     parley__link_close(l, l->fail_reason);
 }
 
+/* A write buffer of at least len bytes: a spare large enough, else a new
+ * one (rounded up to 16 KiB above 16 KiB, so that it fits the next flush
+ * of a similar size). */
 static struct link_write *write_new(struct parley_link *l, size_t len) {
-  struct link_write *w = parley_malloc(sizeof *w + len);
-  if (w != NULL) {
-    w->link = l;
-    w->pt_bytes = 0;
+  struct link_write *w = NULL;
+  size_t cap = len;
+
+  for (uint32_t i = scratch.nwspare; i-- > 0;) {
+    if (scratch.wspare[i]->cap >= len) {
+      w = scratch.wspare[i];
+      scratch.wspare[i] = scratch.wspare[--scratch.nwspare];
+      scratch.wspare_bytes -= w->cap;
+      break;
+    }
   }
+  if (w == NULL) {
+    if (cap > 16384)
+      cap = (cap + 16383) & ~(size_t)16383;
+    w = parley_malloc(sizeof *w + cap);
+    if (w == NULL)
+      return NULL;
+    w->cap = cap;
+  }
+  w->link = l;
+  w->pt_bytes = 0;
   return w;
 }
 
@@ -117,7 +160,7 @@ static int write_submit(struct parley_link *l, struct link_write *w,
   uv_buf_t b = uv_buf_init((char *)w->data, (unsigned int)len);
   int rc = uv_write(&w->req, (uv_stream_t *)&l->tcp, &b, 1, on_write);
   if (rc < 0) {
-    parley_free(w);
+    write_release(w);
     return parley_err_from_uv(rc);
   }
   l->inflight += w->pt_bytes;
@@ -160,7 +203,7 @@ static int flush_with(struct parley_link *l, const uint8_t *pre,
                              l->out.data + pos, chunk,
                              w->data + wp + PARLEY_WIRE_RECORD_HDR);
     if (rc < 0) {
-      parley_free(w);
+      write_release(w);
       return rc; /* the nonce stream is now out of step: caller closes */
     }
     wp += chunk + per;
