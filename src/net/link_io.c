@@ -582,7 +582,8 @@ static int hello_queue(struct parley_link *l) {
   memset(&f, 0, sizeof f);
   f.type = PARLEY_FRAME_HELLO;
   f.u.hello.version = PARLEY_WIRE_VERSION;
-  f.u.hello.caps = PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH;
+  f.u.hello.caps = PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH |
+                   PARLEY_CAP_BRIEF;
   f.u.hello.max_frame = net->max_frame;
   f.u.hello.role = net->role;
   f.u.hello.name.ptr = net->name;

@@ -95,6 +95,11 @@ static int send_msg(struct parley_node *n, struct rpeer *p,
   f.type = PARLEY_FRAME_MSG;
   f.u.msg.flags = (uint8_t)((m->flags & ~PARLEY_MSG_ACK_REQ) |
                             (ack_req ? PARLEY_MSG_ACK_REQ : 0));
+  /* Our own message without a chain value (a topic without history) goes
+   * without the 64 bytes the receiver learns from the link anyway. */
+  if (m->chain == NULL && memcmp(m->publisher, n->id.pk, 32) == 0 &&
+      (parley_link_remote_caps(l) & PARLEY_CAP_BRIEF))
+    f.u.msg.flags |= PARLEY_MSG_BRIEF;
   f.u.msg.publisher = m->publisher;
   f.u.msg.channel.ptr = m->channel;
   f.u.msg.channel.len = m->channel_len;
@@ -902,6 +907,8 @@ static int open_direct(struct parley_node *n, struct rpeer *p,
 
 static void on_msg(struct parley_node *n, struct plink *pl,
                    const struct parley_frame *f) {
+  static const uint8_t no_chain[32];
+  struct parley_frame brief;
   struct rpeer *p = pl->peer;
   const struct parley_str *ch = &f->u.msg.channel;
   char channel[CHANNEL_MAX];
@@ -912,6 +919,14 @@ static void on_msg(struct parley_node *n, struct plink *pl,
   int rc = PARLEY_OK, ack = (f->u.msg.flags & PARLEY_MSG_ACK_REQ) != 0;
   int direct = (f->u.msg.flags & PARLEY_MSG_DIRECT) != 0, order = 0;
 
+  /* A brief MSG is the link's remote peer's, without a chain value. */
+  if (f->u.msg.flags & PARLEY_MSG_BRIEF) {
+    brief = *f;
+    brief.u.msg.flags &= (uint8_t)~PARLEY_MSG_BRIEF;
+    brief.u.msg.publisher = p->pk;
+    brief.u.msg.chain = no_chain;
+    f = &brief;
+  }
   /* A MSG comes from its publisher only; relayed messages travel in
    * SYNC_BATCH frames with the publisher's signed checkpoint (sync.c). */
   if (memcmp(f->u.msg.publisher, p->pk, 32) != 0) {

@@ -300,14 +300,16 @@ static int decode_payload(struct rd *r, struct parley_frame *f) {
     break;
   case PARLEY_FRAME_MSG:
     bad |= rd_u8(r, &f->u.msg.flags);
-    bad |= rd_key(r, &f->u.msg.publisher);
+    if (!(f->u.msg.flags & PARLEY_MSG_BRIEF))
+      bad |= rd_key(r, &f->u.msg.publisher);
     bad |= rd_str8(r, STR8_MAX, &f->u.msg.channel);
     bad |= rd_u64(r, &f->u.msg.seq);
     bad |= rd_u64(r, &f->u.msg.ts_ms);
     bad |= rd_u32(r, &f->u.msg.body_len);
     if (!bad)
       bad |= rd_bytes(r, f->u.msg.body_len, &f->u.msg.body);
-    bad |= rd_key(r, &f->u.msg.chain);
+    if (!(f->u.msg.flags & PARLEY_MSG_BRIEF))
+      bad |= rd_key(r, &f->u.msg.chain);
     if (f->u.msg.flags & ~PARLEY_MSG_FLAGS_ALL)
       bad = 1;
     break;
@@ -637,13 +639,17 @@ static int emit(struct wr *w, const struct parley_frame *f) {
     if (f->u.msg.body_len > 0 && f->u.msg.body == NULL)
       return PARLEY_EINVAL;
     wr_u8(w, f->u.msg.flags);
-    if ((rc = wr_key(w, f->u.msg.publisher)) < 0 ||
-        (rc = wr_str8(w, &f->u.msg.channel, STR8_MAX)) < 0)
+    if (!(f->u.msg.flags & PARLEY_MSG_BRIEF) &&
+        (rc = wr_key(w, f->u.msg.publisher)) < 0)
+      return rc;
+    if ((rc = wr_str8(w, &f->u.msg.channel, STR8_MAX)) < 0)
       return rc;
     wr_u64(w, f->u.msg.seq);
     wr_u64(w, f->u.msg.ts_ms);
     wr_u32(w, f->u.msg.body_len);
     wr_bytes(w, f->u.msg.body, f->u.msg.body_len);
+    if (f->u.msg.flags & PARLEY_MSG_BRIEF)
+      break;
     if (f->u.msg.chain != NULL)
       rc = wr_key(w, f->u.msg.chain);
     else

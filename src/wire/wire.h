@@ -39,6 +39,7 @@
 #define PARLEY_CAP_ACK 0x1u      /* understands ACK_REQ / ACK */
 #define PARLEY_CAP_WATCH 0x2u    /* index pushes WATCH_EVENTs */
 #define PARLEY_CAP_BATCH 0x4u    /* several frames per record */
+#define PARLEY_CAP_BRIEF 0x8u    /* accepts MSG with the BRIEF flag */
 
 /* Roles in HELLO. */
 #define PARLEY_ROLE_PEER 1
@@ -50,7 +51,11 @@
 #define PARLEY_MSG_BINARY 0x4u  /* body is not UTF-8 text */
 #define PARLEY_MSG_PRIVATE 0x8u /* body is a private-topic message sealed
                                    under the topic key (crypto/groupkey.h) */
-#define PARLEY_MSG_FLAGS_ALL 0xfu
+/* publisher and chain left out: the publisher is the link's remote peer
+ * and there is no chain value (a topic without history); only to a peer
+ * whose HELLO has PARLEY_CAP_BRIEF */
+#define PARLEY_MSG_BRIEF 0x10u
+#define PARLEY_MSG_FLAGS_ALL 0x1fu
 
 /* WATCH_EVENT kinds. */
 #define PARLEY_WATCH_ADD 1
@@ -202,7 +207,9 @@ struct parley_frame {
     /* MSG: u8 flags, key publisher, str8 channel, u64 seq, u64 ts_ms,
      * u32 body_len, body, key chain.  chain is the publisher's hash-chain
      * value after this message (crypto/chain.h); all zeros means "none".
-     * Encoding a NULL chain writes 32 zero bytes. */
+     * Encoding a NULL chain writes 32 zero bytes.  With PARLEY_MSG_BRIEF
+     * in flags there is neither publisher nor chain on the wire: decoding
+     * leaves both NULL, encoding ignores them. */
     struct {
       uint8_t flags;
       const uint8_t *publisher;

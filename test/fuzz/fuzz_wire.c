@@ -84,6 +84,10 @@ static void check_frame(const uint8_t *in, size_t used,
     break;
   case PARLEY_FRAME_MSG:
     CHECK((f->u.msg.flags & ~PARLEY_MSG_FLAGS_ALL) == 0);
+    /* A brief MSG has neither publisher nor chain, a full one both. */
+    CHECK((f->u.msg.flags & PARLEY_MSG_BRIEF)
+              ? f->u.msg.publisher == NULL && f->u.msg.chain == NULL
+              : f->u.msg.publisher != NULL && f->u.msg.chain != NULL);
     break;
   case PARLEY_FRAME_HELLO:
     CHECK(f->u.hello.role == PARLEY_ROLE_PEER ||

@@ -78,6 +78,17 @@ class NoHistoryCli(unittest.TestCase):
             a.ok("publish", "ticks", "kept", "--ack")
             self.assertEqual([m["body"] for m in b.history("ticks")],
                              ["kept"])
+            # Off at the publisher only: its messages travel as brief
+            # MSGs (no publisher key, no chain value on the wire) and a
+            # subscriber that keeps history stores them under the
+            # publisher the link authenticated.
+            a.ok("topic", "history", "ticks", "off")
+            a.ok("publish", "ticks", "brief")
+            got = b.wait_history(2, "ticks")
+            self.assertEqual([m["body"] for m in got], ["kept", "brief"])
+            self.assertEqual({m["from"] for m in got}, {a.id})
+            self.assertEqual([m["body"] for m in a.history("ticks")],
+                             ["kept"])
         finally:
             for p in (a, b, index):
                 p.stop()

@@ -640,7 +640,8 @@ static void test_open_and_exchange(void **state) {
   assert_string_equal(parley_link_remote_addr(sb.link), want);
   assert_string_equal(parley_link_peername(sb.link), want);
   assert_int_equal(parley_link_remote_caps(sb.link),
-                   PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH);
+                   PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH |
+                       PARLEY_CAP_BRIEF);
   assert_int_equal(parley_link_accepted(sb.link), 0);
   assert_int_equal(parley_link_is_open(sb.link), 1);
   /* And the server the dialler's. */

@@ -260,13 +260,18 @@ static void assert_frame_eq(const struct parley_frame *d,
     break;
   case PARLEY_FRAME_MSG:
     assert_int_equal(d->u.msg.flags, s->u.msg.flags);
-    assert_memory_equal(d->u.msg.publisher, s->u.msg.publisher, 32);
+    if (s->u.msg.flags & PARLEY_MSG_BRIEF) {
+      assert_null(d->u.msg.publisher);
+      assert_null(d->u.msg.chain);
+    } else {
+      assert_memory_equal(d->u.msg.publisher, s->u.msg.publisher, 32);
+      assert_memory_equal(d->u.msg.chain, s->u.msg.chain, 32);
+    }
     assert_str(d->u.msg.channel, s->u.msg.channel.ptr);
     assert_true(d->u.msg.seq == s->u.msg.seq);
     assert_true(d->u.msg.ts_ms == s->u.msg.ts_ms);
     assert_int_equal(d->u.msg.body_len, s->u.msg.body_len);
     assert_memory_equal(d->u.msg.body, s->u.msg.body, s->u.msg.body_len);
-    assert_memory_equal(d->u.msg.chain, s->u.msg.chain, 32);
     break;
   case PARLEY_FRAME_ACK:
     assert_memory_equal(d->u.ack.publisher, s->u.ack.publisher, 32);
@@ -391,6 +396,56 @@ static void test_golden_msg(void **state) {
     memcpy(buf, want, sizeof want - cut);
     buf[3] = (uint8_t)(0x60 - cut);
     assert_int_equal(dec(buf, sizeof want - cut, &d, &used), PARLEY_EPROTO);
+  }
+}
+
+/* A brief MSG: no publisher, no chain; both decode as NULL and the
+ * encoder ignores whatever the frame holds in them. */
+static void test_golden_msg_brief(void **state) {
+  static const uint8_t want[] = {
+      0x00, 0x00, 0x00, 0x1e, /* length 30 */
+      0x20,                   /* MSG */
+      0x14,                   /* flags BRIEF | BINARY */
+      0x04, 'n',  'e',  'w',  's',                    /* channel */
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, /* seq 7 */
+      0x00, 0x00, 0x01, 0xa2, 0x0c, 0x23, 0xc3, 0x7b, /* ts 1795500000123 */
+      0x00, 0x00, 0x00, 0x03,                         /* body_len 3 */
+      0x00, 0xff, 0x01,
+  };
+  struct parley_frame f, d;
+  size_t used;
+  (void)state;
+  memset(&f, 0, sizeof f);
+  f.type = PARLEY_FRAME_MSG;
+  f.u.msg.flags = PARLEY_MSG_BRIEF | PARLEY_MSG_BINARY;
+  f.u.msg.publisher = key_seq; /* not written */
+  f.u.msg.channel = S("news");
+  f.u.msg.seq = 7;
+  f.u.msg.ts_ms = 1795500000123ull;
+  f.u.msg.body = (const uint8_t *)"\x00\xff\x01";
+  f.u.msg.body_len = 3;
+  f.u.msg.chain = key_seq; /* not written */
+  golden(&f, want, sizeof want);
+  f.u.msg.publisher = NULL;
+  f.u.msg.chain = NULL;
+  golden(&f, want, sizeof want);
+  assert_int_equal(dec(want, sizeof want, &d, &used), PARLEY_OK);
+  assert_int_equal(used, sizeof want);
+  assert_int_equal(d.u.msg.flags, PARLEY_MSG_BRIEF | PARLEY_MSG_BINARY);
+  assert_null(d.u.msg.publisher);
+  assert_null(d.u.msg.chain);
+  assert_int_equal(d.u.msg.body_len, 3);
+  assert_ptr_equal(d.u.msg.body, want + 31);
+  /* Trailing bytes (a full MSG's chain with the BRIEF bit set) or a cut
+   * body are malformed. */
+  {
+    uint8_t buf[sizeof want + 32];
+    memcpy(buf, want, sizeof want);
+    memset(buf + sizeof want, 0, 32);
+    buf[3] = 0x1e + 32;
+    assert_int_equal(dec(buf, sizeof want + 32, &d, &used), PARLEY_EPROTO);
+    buf[3] = 0x1e - 1;
+    assert_int_equal(dec(buf, sizeof want - 1, &d, &used), PARLEY_EPROTO);
   }
 }
 
@@ -658,10 +713,14 @@ static void test_bad_msg_flags(void **state) {
   enc(&f, buf, &n);
   for (unsigned fl = 0; fl < 256; fl++) {
     buf[5] = (uint8_t)fl;
-    int want = (fl & ~PARLEY_MSG_FLAGS_ALL) ? PARLEY_EPROTO : PARLEY_OK;
+    /* BRIEF changes the layout: a full MSG read as brief has 64 bytes
+     * too many. */
+    int want = (fl & ~PARLEY_MSG_FLAGS_ALL) || (fl & PARLEY_MSG_BRIEF)
+                   ? PARLEY_EPROTO
+                   : PARLEY_OK;
     assert_int_equal(dec(buf, n, &d, &used), want);
   }
-  f.u.msg.flags = 0x10;
+  f.u.msg.flags = 0x20;
   assert_int_equal(parley_wire_encode(&f, buf, sizeof buf, &n), PARLEY_EINVAL);
   assert_int_equal(n, 0);
   assert_int_equal(parley_wire_encoded_size(&f), 0);
@@ -1162,6 +1221,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_hello),
       cmocka_unit_test(test_golden_msg),
+      cmocka_unit_test(test_golden_msg_brief),
       cmocka_unit_test(test_golden_subscribers),
       cmocka_unit_test(test_golden_small),
       cmocka_unit_test(test_roundtrip_all),
