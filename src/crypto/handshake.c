@@ -25,7 +25,10 @@
 #define PROLOGUE "parley/1"
 #define SIG_CONTEXT "parley-hs-sig"
 #define SIG_CONTEXT_LEN (sizeof(SIG_CONTEXT) - 1)
-#define AUTH_PAYLOAD_LEN (32 + 64) /* Ed25519 pk || signature */
+#define AUTH_PAYLOAD_LEN (32 + 64 + 1) /* Ed25519 pk || signature || aeads */
+/* A payload without the AEAD byte (an implementation from before it):
+ * ChaCha20-Poly1305 only. */
+#define AUTH_PAYLOAD_OLD_LEN (32 + 64)
 /* Largest handshake message accepted; the same value as wire.h's
  * PARLEY_WIRE_MAX_HS (not included here: crypto needs only the number). */
 #define HS_MAX_MSG 1024
@@ -56,6 +59,7 @@ static int empty_payload_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
 
 struct signer {
   const struct parley_identity *id;
+  uint8_t aeads; /* PARLEY_HS_AEAD_* we can run */
 };
 
 static int auth_payload_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
@@ -67,6 +71,7 @@ static int auth_payload_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
   sig_message(m, h);
   memcpy(payload, s->id->pk, 32);
   parley_identity_sign(s->id, m, sizeof m, payload + 32);
+  payload[96] = s->aeads;
   *plen = AUTH_PAYLOAD_LEN;
   return PARLEY_OK;
 }
@@ -115,7 +120,14 @@ int parley_handshake_init(struct parley_handshake *hs, int initiator,
                                   sizeof(PROLOGUE) - 1);
   if (rc < 0)
     return fail(hs, rc);
+  hs->aeads = parley_session_aesgcm_available() ? PARLEY_HS_AEAD_AESGCM : 0;
   return PARLEY_OK;
+}
+
+void parley_handshake_set_aeads(struct parley_handshake *hs, uint8_t aeads) {
+  hs->aeads = aeads & PARLEY_HS_AEAD_AESGCM;
+  if (!parley_session_aesgcm_available())
+    hs->aeads = 0;
 }
 
 int parley_handshake_wants_write(const struct parley_handshake *hs) {
@@ -131,7 +143,7 @@ int parley_handshake_write(struct parley_handshake *hs, uint8_t *out,
   if (hs->id == NULL || !parley_handshake_wants_write(hs))
     return PARLEY_EPROTO;
   /* Message 1 is empty; messages 2 and 3 carry our identity proof. */
-  struct signer s = {hs->id};
+  struct signer s = {hs->id, hs->aeads};
   int rc = parley__noise_write_cb(
       &hs->noise, hs->noise.step == 0 ? empty_payload_cb : auth_payload_cb, &s,
       out, cap, out_len);
@@ -162,10 +174,14 @@ int parley_handshake_read(struct parley_handshake *hs, const uint8_t *msg,
   if (step == 0) {
     /* Message 1 carries no payload: nothing is authenticated yet. */
     rc = plen == 0 ? PARLEY_OK : PARLEY_EPROTO;
-  } else if (plen != AUTH_PAYLOAD_LEN) {
+  } else if (plen != AUTH_PAYLOAD_LEN && plen != AUTH_PAYLOAD_OLD_LEN) {
     rc = PARLEY_EPROTO;
+  } else if (plen == AUTH_PAYLOAD_LEN &&
+             (payload[96] & ~PARLEY_HS_AEAD_AESGCM) != 0) {
+    rc = PARLEY_EPROTO; /* an AEAD bit we do not know */
   } else if ((rc = check_identity(hs, payload, h)) == PARLEY_OK) {
     memcpy(hs->remote_pk, payload, sizeof hs->remote_pk);
+    hs->remote_aeads = plen == AUTH_PAYLOAD_LEN ? payload[96] : 0;
     hs->has_remote = 1;
   }
   sodium_memzero(h, sizeof h);
@@ -186,7 +202,18 @@ int parley_handshake_finish(struct parley_handshake *hs,
   int rc = parley_noise_split(&hs->noise, tx, rx);
   if (rc < 0)
     return fail(hs, rc);
-  parley_session_init(out, tx, rx);
+  /* Both sides saw both AEAD bytes (each inside a payload the handshake
+   * authenticated), so both choose the same. */
+  rc = parley_session_init_aead(out, tx, rx,
+                                (hs->aeads & hs->remote_aeads &
+                                 PARLEY_HS_AEAD_AESGCM)
+                                    ? PARLEY_SESSION_AESGCM
+                                    : PARLEY_SESSION_CHACHA);
+  if (rc < 0) {
+    sodium_memzero(tx, sizeof tx);
+    sodium_memzero(rx, sizeof rx);
+    return fail(hs, rc);
+  }
   memcpy(remote_pk, hs->remote_pk, 32);
   sodium_memzero(tx, sizeof tx);
   sodium_memzero(rx, sizeof rx);

@@ -5,7 +5,13 @@
  * Prologue: "parley/1" (both sides).  Payloads:
  *   message 1 (-> e):          empty
  *   message 2 (<- e,ee,s,es):  responder Ed25519 pk (32) || Ed25519 sig (64)
+ *                              || u8 aeads
  *   message 3 (-> s,se):       initiator Ed25519 pk (32) || Ed25519 sig (64)
+ *                              || u8 aeads
+ * aeads says which transport AEADs beyond ChaCha20-Poly1305 the sender
+ * runs (PARLEY_HS_AEAD_*; other bits are refused); a 96-byte payload
+ * without it means none.  The session uses AES-256-GCM when both sides
+ * set PARLEY_HS_AEAD_AESGCM, else ChaCha20-Poly1305.
  * Each signature covers "parley-hs-sig" || the handshake hash h before the
  * payload was written, proving possession of the Ed25519 key itself (the
  * X25519 conversion alone maps two Ed25519 keys to one X25519 key).  The
@@ -24,6 +30,9 @@
 #include "crypto/noise.h"
 #include "crypto/session.h"
 
+/* aeads bits: AES-256-GCM in hardware. */
+#define PARLEY_HS_AEAD_AESGCM 0x1u
+
 struct parley_handshake {
   struct parley_noise noise;
   const struct parley_identity *id; /* borrowed */
@@ -31,6 +40,7 @@ struct parley_handshake {
   int has_expect;
   uint8_t remote_pk[32]; /* remote Ed25519 key once authenticated */
   int has_remote;
+  uint8_t aeads, remote_aeads; /* PARLEY_HS_AEAD_* offered by each side */
 };
 
 /* id is borrowed and must outlive the handshake.  expected_remote may be
@@ -40,6 +50,11 @@ PARLEY_NODISCARD int parley_handshake_init(struct parley_handshake *hs,
                                            const struct parley_identity *id,
                                            const uint8_t *expected_remote)
     PARLEY_NONNULL(1, 3);
+/* Offers only these AEADs (masked by what the CPU runs); call before the
+ * first message we write.  For tests and for pinning ChaCha20-Poly1305
+ * (aeads 0). */
+void parley_handshake_set_aeads(struct parley_handshake *hs, uint8_t aeads)
+    PARLEY_NONNULL(1);
 /* 1 if the next step is ours to write. */
 int parley_handshake_wants_write(const struct parley_handshake *hs)
     PARLEY_NONNULL(1);

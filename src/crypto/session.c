@@ -1,9 +1,11 @@
 /*
  * session.c — transport-phase AEAD of a secure link.
  *
- * Each direction is a Noise CipherState: ChaCha20-Poly1305 IETF under the
- * key Split() gave that direction, nonce = 4 zero bytes || counter (u64
- * little-endian).  The counter only moves forward and only after a record
+ * Each direction is a Noise CipherState: ChaCha20-Poly1305 IETF (or
+ * AES-256-GCM, when both sides run it in hardware) under the key Split()
+ * gave that direction, nonce = 4 zero bytes || counter (u64
+ * little-endian).  A session uses one AEAD for its whole life, so a key is
+ * never used with two ciphers.  The counter only moves forward and only after a record
  * was sealed or authenticated, so a replayed, reordered or forged record
  * fails its tag.  2^64-1 is never used as a nonce (Noise reserves it); at
  * that point the session refuses to go on and the link must be closed.
@@ -19,6 +21,10 @@
 static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == PARLEY_SESSION_TAG,
               "tag length");
 static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == 32, "key length");
+static_assert(crypto_aead_aes256gcm_ABYTES == PARLEY_SESSION_TAG,
+              "tag length");
+static_assert(crypto_aead_aes256gcm_KEYBYTES == 32, "key length");
+static_assert(crypto_aead_aes256gcm_NPUBBYTES == NONCE_LEN, "nonce length");
 
 static void make_nonce(uint8_t nonce[NONCE_LEN], uint64_t ctr) {
   memset(nonce, 0, 4);
@@ -32,6 +38,22 @@ void parley_session_init(struct parley_session *s, const uint8_t tx[32],
   memcpy(s->rx_key, rx, sizeof s->rx_key);
   s->tx_n = 0;
   s->rx_n = 0;
+  s->aead = PARLEY_SESSION_CHACHA;
+}
+
+int parley_session_aesgcm_available(void) {
+  return crypto_aead_aes256gcm_is_available() != 0;
+}
+
+int parley_session_init_aead(struct parley_session *s, const uint8_t tx[32],
+                             const uint8_t rx[32], int aead) {
+  if (aead != PARLEY_SESSION_CHACHA && aead != PARLEY_SESSION_AESGCM)
+    return PARLEY_EINVAL;
+  if (aead == PARLEY_SESSION_AESGCM && !parley_session_aesgcm_available())
+    return PARLEY_EUNAVAIL;
+  parley_session_init(s, tx, rx);
+  s->aead = (uint8_t)aead;
+  return PARLEY_OK;
 }
 
 int parley_session_seal(struct parley_session *s, const uint8_t *ad,
@@ -46,8 +68,11 @@ int parley_session_seal(struct parley_session *s, const uint8_t *ad,
   uint8_t nonce[NONCE_LEN];
   unsigned long long clen = 0;
   make_nonce(nonce, s->tx_n);
-  if (crypto_aead_chacha20poly1305_ietf_encrypt(out, &clen, pt, len, ad, ad_len,
-                                                NULL, nonce, s->tx_key) != 0)
+  if (s->aead == PARLEY_SESSION_AESGCM
+          ? crypto_aead_aes256gcm_encrypt(out, &clen, pt, len, ad, ad_len,
+                                          NULL, nonce, s->tx_key) != 0
+          : crypto_aead_chacha20poly1305_ietf_encrypt(
+                out, &clen, pt, len, ad, ad_len, NULL, nonce, s->tx_key) != 0)
     return PARLEY_EINTERNAL;
   s->tx_n++;
   return PARLEY_OK;
@@ -66,8 +91,11 @@ int parley_session_open(struct parley_session *s, const uint8_t *ad,
   uint8_t nonce[NONCE_LEN];
   unsigned long long mlen = 0;
   make_nonce(nonce, s->rx_n);
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &mlen, NULL, ct, len, ad,
-                                                ad_len, nonce, s->rx_key) != 0)
+  if (s->aead == PARLEY_SESSION_AESGCM
+          ? crypto_aead_aes256gcm_decrypt(out, &mlen, NULL, ct, len, ad,
+                                          ad_len, nonce, s->rx_key) != 0
+          : crypto_aead_chacha20poly1305_ietf_decrypt(
+                out, &mlen, NULL, ct, len, ad, ad_len, nonce, s->rx_key) != 0)
     return PARLEY_ECRYPTO;
   s->rx_n++;
   return PARLEY_OK;

@@ -609,6 +609,10 @@ static int hs_finish(struct parley_link *l) {
     return PARLEY_EDENIED; /* a banned key: closed */
   l->has_session = 1;
   l->state = PARLEY_LINK_HELLO_WAIT;
+  PARLEY_LOG(l->net->log, PARLEY_LOG_DEBUG, "link %s: secure (%s)",
+             l->peername,
+             l->sess.aead == PARLEY_SESSION_AESGCM ? "AES-256-GCM"
+                                                   : "ChaCha20-Poly1305");
   return hello_queue(l);
 }
 

@@ -635,8 +635,8 @@ static void test_handshake_full(void **state) {
   assert_int_equal(parley_handshake_init(&r, 0, &P.bob, NULL), PARLEY_OK);
   run_ok(&i, &r, &ms);
   assert_int_equal(ms.len[0], 32);
-  assert_int_equal(ms.len[1], 32 + 48 + 96 + 16);
-  assert_int_equal(ms.len[2], 48 + 96 + 16);
+  assert_int_equal(ms.len[1], 32 + 48 + 97 + 16);
+  assert_int_equal(ms.len[2], 48 + 97 + 16);
 
   struct parley_session sa, sb;
   uint8_t pk_a[32], pk_b[32];
@@ -662,6 +662,56 @@ static void test_handshake_full(void **state) {
   assert_int_equal(parley_handshake_finish(&r, &sb2, pk_a), PARLEY_OK);
   assert_memory_not_equal(sa.tx_key, sa2.tx_key, 32);
   check_sessions(&sa2, &sb2);
+}
+
+/* The transport AEAD: AES-256-GCM when both offer it (and this CPU runs
+ * it), ChaCha20-Poly1305 when either side does not; the AEAD byte is
+ * checked; a payload without it (an older peer) means ChaCha20-Poly1305. */
+static void test_handshake_aeads(void **state) {
+  (void)state;
+  int hw = parley_session_aesgcm_available();
+  for (int c = 0; c < 3; c++) {
+    struct parley_handshake i, r;
+    struct parley_session sa, sb;
+    struct msgs ms;
+    uint8_t pk_a[32], pk_b[32];
+    assert_int_equal(parley_handshake_init(&i, 1, &P.alice, NULL), PARLEY_OK);
+    assert_int_equal(parley_handshake_init(&r, 0, &P.bob, NULL), PARLEY_OK);
+    if (c == 1)
+      parley_handshake_set_aeads(&i, 0);
+    if (c == 2)
+      parley_handshake_set_aeads(&r, 0);
+    run_ok(&i, &r, &ms);
+    assert_int_equal(parley_handshake_finish(&i, &sa, pk_b), PARLEY_OK);
+    assert_int_equal(parley_handshake_finish(&r, &sb, pk_a), PARLEY_OK);
+    int want = c == 0 && hw ? PARLEY_SESSION_AESGCM : PARLEY_SESSION_CHACHA;
+    assert_int_equal(sa.aead, want);
+    assert_int_equal(sb.aead, want);
+    check_sessions(&sa, &sb);
+  }
+  /* The two AEADs are not interchangeable: a ChaCha20-Poly1305 record
+   * does not open under AES-256-GCM with the same key and nonce. */
+  if (hw) {
+    static const uint8_t hdr[4] = {0, 0, 0, 20};
+    uint8_t k1[32], k2[32], ct[32], pt[32];
+    struct parley_session a, b;
+    memset(k1, 1, sizeof k1);
+    memset(k2, 2, sizeof k2);
+    parley_session_init(&a, k1, k2);
+    assert_int_equal(parley_session_init_aead(&b, k2, k1,
+                                              PARLEY_SESSION_AESGCM),
+                     PARLEY_OK);
+    assert_int_equal(parley_session_seal(&a, hdr, 4, (const uint8_t *)"four",
+                                         4, ct),
+                     PARLEY_OK);
+    assert_int_equal(parley_session_open(&b, hdr, 4, ct, 20, pt),
+                     PARLEY_ECRYPTO);
+  }
+  {
+    struct parley_session x;
+    uint8_t k[32] = {0};
+    assert_int_equal(parley_session_init_aead(&x, k, k, 7), PARLEY_EINVAL);
+  }
 }
 
 static void test_handshake_expected_key(void **state) {
@@ -818,16 +868,16 @@ static void test_handshake_tamper_msg3(void **state) {
 
 /* A Noise peer run by hand, so it can put anything in its payload. */
 struct forged {
-  uint8_t payload[96];
+  uint8_t payload[98];
   const struct parley_identity *signer; /* NULL: payload used as is */
   const uint8_t *claim;                 /* pk to claim when signing */
   int no_context; /* sign h alone, without "parley-hs-sig" */
+  size_t len;     /* 0: 96, the payload without the AEAD byte */
 };
 
 static int forged_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
                      uint8_t *payload, size_t cap, size_t *plen) {
   struct forged *f = ctx;
-  assert_true(cap >= 96);
   if (f->signer) {
     uint8_t m[13 + 64];
     memcpy(m, "parley-hs-sig", 13);
@@ -838,8 +888,10 @@ static int forged_cb(void *ctx, const uint8_t h[PARLEY_NOISE_HASHLEN],
     else
       parley_identity_sign(f->signer, m, sizeof m, f->payload + 32);
   }
-  memcpy(payload, f->payload, 96);
-  *plen = 96;
+  size_t n = f->len ? f->len : 96;
+  assert_true(cap >= n && n <= sizeof f->payload);
+  memcpy(payload, f->payload, n);
+  *plen = n;
   return PARLEY_OK;
 }
 
@@ -878,6 +930,17 @@ static void test_handshake_mitm(void **state) {
   f.signer = &P.bob;
   f.claim = P.bob.pk;
   assert_int_equal(attack_initiator(P.bob.x_sk, &f, P.bob.pk), PARLEY_OK);
+  /* The AEAD byte: a known bit is taken, an unknown one refused. */
+  f.len = 97;
+  f.payload[96] = PARLEY_HS_AEAD_AESGCM;
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, P.bob.pk), PARLEY_OK);
+  f.payload[96] = 0x02;
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, P.bob.pk), PARLEY_EPROTO);
+  f.payload[96] = 0;
+  f.len = 98;
+  assert_int_equal(attack_initiator(P.bob.x_sk, &f, P.bob.pk), PARLEY_EPROTO);
+  f.len = 0;
+
 
   /* 1. Mallory's static key, claims bob's id, signs with her own key. */
   f.signer = &P.mallory;
@@ -913,7 +976,7 @@ static void test_handshake_mitm(void **state) {
   assert_int_equal(parley_handshake_write(&rb, m, sizeof m, &len), PARLEY_OK);
   assert_int_equal(parley_noise_read(&mi, m, len, pl, sizeof pl, &plen),
                    PARLEY_OK);
-  assert_int_equal(plen, 96);
+  assert_int_equal(plen, 97);
   assert_memory_equal(pl, P.bob.pk, 32);
   memset(&f, 0, sizeof f);
   memcpy(f.payload, pl, 96);
@@ -1103,6 +1166,7 @@ int main(void) {
       cmocka_unit_test(test_identity_known_answer),
       cmocka_unit_test(test_identity_file),
       cmocka_unit_test(test_handshake_full),
+      cmocka_unit_test(test_handshake_aeads),
       cmocka_unit_test(test_handshake_expected_key),
       cmocka_unit_test(test_handshake_out_of_turn),
       cmocka_unit_test(test_handshake_tamper_msg2),
