@@ -13,7 +13,7 @@ struct bench_shm_sub {
     /* own cache lines: subscriber processes write these concurrently */
     _Alignas(128) _Atomic uint64_t received; /* DATA payloads of the right size and topic */
     _Atomic uint64_t bytes;    /* their payload bytes */
-    _Atomic uint64_t last_ns;  /* receipt time of the last DATA */
+    _Atomic uint64_t last_ns;  /* receipt time of the last DATA (every 64th) */
     _Atomic uint64_t bad;      /* wrong size, unknown type or foreign topic */
     _Atomic int warm;          /* WARM seen on every topic of the process */
     _Atomic int fenced;        /* the WARM fence seen on every topic */
