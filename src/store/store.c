@@ -498,6 +498,7 @@ static void finalize_all(struct parley_store *s) {
 }
 
 static void store_free(struct parley_store *s) {
+  parley__store_heads_drop(s);
   finalize_all(s);
   if (sqlite3_close(s->db) != SQLITE_OK)
     PARLEY_LOG(s->lg, PARLEY_LOG_ERROR, "store: close: %s",
@@ -544,7 +545,9 @@ void parley_store_close(struct parley_store *s) {
   if (s == NULL)
     return;
   if (!sqlite3_get_autocommit(s->db)) {
-    int src = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    int src = parley__store_heads_flush(s) == PARLEY_OK
+                  ? sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)
+                  : SQLITE_ERROR;
     if (src != SQLITE_OK) {
       (void)parley__store_fail_sql(s, src, "commit at close");
       (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -589,13 +592,19 @@ int parley_store_begin(struct parley_store *s) {
 }
 
 int parley_store_commit(struct parley_store *s) {
+  int rc;
+
   if (sqlite3_get_autocommit(s->db))
     return parley__store_fail(s, PARLEY_EINVAL, "commit",
                               "no transaction is open");
+  rc = parley__store_heads_flush(s);
+  if (rc < 0)
+    return rc;
   return run_simple(s, ST_COMMIT, "commit");
 }
 
 int parley_store_rollback(struct parley_store *s) {
+  parley__store_heads_drop(s); /* what they held may be undone */
   if (sqlite3_get_autocommit(s->db))
     return PARLEY_OK;
   return run_simple(s, ST_ROLLBACK, "rollback");

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -35,13 +36,26 @@ static int read_hash(struct parley_store *s, sqlite3_stmt *st, int col,
 
 /* ---- This peer's own chain heads ------------------------------------------ */
 
-int parley_store_chain_head(struct parley_store *s, const char *channel,
-                            uint64_t *seq, uint8_t hash[32]) {
+/* A publish reads its channel's head and advances it, once per message.
+ * The heads live here once read; an advance inside a transaction only
+ * marks the head dirty, and the dirty heads are written to seqs once, just
+ * before COMMIT (and before anything else reads seqs).  A rollback forgets
+ * every head, so the next read comes from the table again. */
+struct store_head {
+  uint64_t seq;      /* next - 1 */
+  uint8_t hash[32];  /* the chain value at seq, zeros when none */
+  int dirty;         /* advanced in the open transaction */
+};
+
+/* More channels than this are not all kept: the cache is emptied when it
+ * holds no dirty head and grows past it. */
+#define HEADS_MAX 4096u
+
+static int head_load(struct parley_store *s, const char *channel,
+                     uint64_t *seq, uint8_t hash[32]) {
   struct store_run r;
   int src = SQLITE_OK, rc;
 
-  if (!chan_ok(channel))
-    return parley__store_fail(s, PARLEY_EINVAL, "chain_head", "bad channel");
   rc = parley__store_run_start(s, s->stmt[ST_CHAIN_HEAD], &r);
   if (rc < 0)
     return rc;
@@ -66,33 +80,112 @@ int parley_store_chain_head(struct parley_store *s, const char *channel,
   return rc;
 }
 
-static int run_changes(struct parley_store *s, enum store_stmt id,
-                       const char *channel, int64_t seq, const uint8_t *hash,
-                       const char *what, int64_t *changes) {
+/* The cached head of channel, read from seqs first if needed.  NULL (and
+ * rc) on a store error; on out of memory *h is NULL and rc PARLEY_OK, with
+ * seq and hash filled from the table. */
+static int head_get(struct parley_store *s, const char *channel,
+                    struct store_head **out, uint64_t *seq, uint8_t hash[32]) {
+  size_t len = strlen(channel);
+  struct store_head *h = parley_map_get(&s->heads, channel, len);
+  int rc;
+
+  *out = h;
+  if (h != NULL) {
+    *seq = h->seq;
+    memcpy(hash, h->hash, 32);
+    return PARLEY_OK;
+  }
+  rc = head_load(s, channel, seq, hash);
+  if (rc < 0)
+    return rc;
+  if (s->heads.count >= HEADS_MAX && s->ndirty == 0)
+    parley__store_heads_drop(s);
+  h = parley_calloc(1, sizeof *h);
+  if (h == NULL)
+    return PARLEY_OK;
+  h->seq = *seq;
+  memcpy(h->hash, hash, 32);
+  if (parley_map_put(&s->heads, channel, len, h, NULL) < 0) {
+    parley_free(h);
+    return PARLEY_OK;
+  }
+  *out = h;
+  return PARLEY_OK;
+}
+
+static int head_write(struct parley_store *s, const char *channel,
+                      uint64_t seq, const uint8_t hash[32]) {
   struct store_run r;
   int src = SQLITE_OK, rc;
 
-  rc = parley__store_run_start(s, s->stmt[id], &r);
+  rc = parley__store_run_start(s, s->stmt[ST_CHAIN_PUT], &r);
   if (rc < 0)
     return rc;
   src = bind_text(src, r.st, 1, channel, strlen(channel));
-  if (id == ST_CHAIN_ADV_UPD) {
-    src = bind_i64(src, r.st, 2, seq);
-    src = bind_blob(src, r.st, 3, hash, 32);
-  } else {
-    src = bind_blob(src, r.st, 2, hash, 32);
-  }
+  src = bind_i64(src, r.st, 2, (int64_t)seq);
+  src = bind_blob(src, r.st, 3, hash, 32);
   if (src != SQLITE_OK)
-    rc = parley__store_fail_sql(s, src, what);
+    rc = parley__store_fail_sql(s, src, "chain_advance");
   else
-    rc = parley__store_exec(s, &r, what, changes);
+    rc = parley__store_exec(s, &r, "chain_advance", NULL);
   parley__store_run_end(&r);
   return rc;
 }
 
+int parley__store_heads_flush(struct parley_store *s) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+  int rc = PARLEY_OK;
+
+  if (s->ndirty == 0)
+    return PARLEY_OK;
+  parley_map_iter_init(&it, &s->heads);
+  while ((e = parley_map_iter_next(&it)) != NULL && s->ndirty > 0) {
+    struct store_head *h = e->value;
+    if (!h->dirty)
+      continue;
+    rc = head_write(s, (const char *)e->key, h->seq, h->hash);
+    if (rc < 0)
+      return rc; /* the caller rolls back, which forgets the heads */
+    h->dirty = 0;
+    s->ndirty--;
+  }
+  return rc;
+}
+
+void parley__store_heads_forget(struct parley_store *s, const char *channel) {
+  struct store_head *h =
+      parley_map_del(&s->heads, channel, strlen(channel));
+  if (h != NULL && h->dirty)
+    s->ndirty--;
+  parley_free(h);
+}
+
+void parley__store_heads_drop(struct parley_store *s) {
+  struct parley_map_iter it;
+  struct parley_map_entry *e;
+
+  parley_map_iter_init(&it, &s->heads);
+  while ((e = parley_map_iter_next(&it)) != NULL)
+    parley_free(e->value);
+  parley_map_close(&s->heads);
+  s->ndirty = 0;
+}
+
+int parley_store_chain_head(struct parley_store *s, const char *channel,
+                            uint64_t *seq, uint8_t hash[32]) {
+  struct store_head *h;
+
+  if (!chan_ok(channel))
+    return parley__store_fail(s, PARLEY_EINVAL, "chain_head", "bad channel");
+  return head_get(s, channel, &h, seq, hash);
+}
+
 int parley_store_chain_advance(struct parley_store *s, const char *channel,
                                uint64_t seq, const uint8_t hash[32]) {
-  int64_t changes = 0;
+  struct store_head *h;
+  uint64_t cur = 0;
+  uint8_t cur_hash[32];
   int rc;
 
   if (!chan_ok(channel))
@@ -101,17 +194,31 @@ int parley_store_chain_advance(struct parley_store *s, const char *channel,
   if (seq == 0 || seq >= (uint64_t)INT64_MAX)
     return parley__store_fail(s, PARLEY_EINVAL, "chain_advance",
                               "seq out of range");
-  if (seq == 1) {
-    rc = run_changes(s, ST_CHAIN_ADV_INS, channel, 1, hash, "chain_advance",
-                     &changes);
-  } else {
-    rc = run_changes(s, ST_CHAIN_ADV_UPD, channel, (int64_t)seq, hash,
-                     "chain_advance", &changes);
+  rc = head_get(s, channel, &h, &cur, cur_hash);
+  if (rc < 0)
+    return rc;
+  if (cur != seq - 1)
+    return parley__store_fail(s, PARLEY_EINVAL, "chain_advance",
+                              "the head is not at seq - 1");
+  /* Outside a transaction (or without memory for the cache) the row is
+   * written now. */
+  if (h == NULL || !parley_store_in_tx(s)) {
+    rc = head_write(s, channel, seq, hash);
+    if (rc < 0)
+      return rc;
+    if (h != NULL) {
+      h->seq = seq;
+      memcpy(h->hash, hash, 32);
+    }
+    return PARLEY_OK;
   }
-  if (rc == PARLEY_OK && changes != 1)
-    rc = parley__store_fail(s, PARLEY_EINVAL, "chain_advance",
-                            "the head is not at seq - 1");
-  return rc;
+  h->seq = seq;
+  memcpy(h->hash, hash, 32);
+  if (!h->dirty) {
+    h->dirty = 1;
+    s->ndirty++;
+  }
+  return PARLEY_OK;
 }
 
 int parley_store_chain_heads(struct parley_store *s, parley_store_head_cb cb,
@@ -120,6 +227,9 @@ int parley_store_chain_heads(struct parley_store *s, parley_store_head_cb cb,
   uint8_t hash[32];
   int src, rc;
 
+  rc = parley__store_heads_flush(s); /* the table is read below */
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_CHAIN_HEADS], &r);
   if (rc < 0)
     return rc;

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "store/store.h"
 
 /* Longest search text parley_store_query accepts (bytes); longer is
@@ -77,10 +78,10 @@
   X(PEER_GET, "SELECT addr, name, last_seen FROM peers WHERE pk = ?1")        \
   X(CHAIN_HEAD, "SELECT next - 1, CASE WHEN chain_seq = next - 1 THEN chain"   \
                 " END FROM seqs WHERE channel = ?1")                           \
-  X(CHAIN_ADV_UPD, "UPDATE seqs SET next = ?2 + 1, chain = ?3,"                \
-                   " chain_seq = ?2 WHERE channel = ?1 AND next = ?2")         \
-  X(CHAIN_ADV_INS, "INSERT INTO seqs (channel, next, chain, chain_seq)"        \
-                   " VALUES (?1, 2, ?2, 1) ON CONFLICT (channel) DO NOTHING")  \
+  X(CHAIN_PUT, "INSERT INTO seqs (channel, next, chain, chain_seq)"            \
+               " VALUES (?1, ?2 + 1, ?3, ?2) ON CONFLICT (channel) DO UPDATE"  \
+               " SET next = excluded.next, chain = excluded.chain,"            \
+               " chain_seq = excluded.chain_seq")                              \
   X(CHAIN_HEADS, "SELECT channel, chain_seq, chain FROM seqs"                  \
                  " WHERE chain IS NOT NULL AND chain_seq = next - 1"           \
                  " ORDER BY channel")                                          \
@@ -147,6 +148,10 @@ enum store_stmt {
 /* One history query shape per combination of the 8 optional filters. */
 #define STORE_QUERY_SHAPES 256
 
+/* This peer's chain head of one channel, as the seqs table has it or as
+ * the open transaction advanced it (store_chain.c). */
+struct store_head;
+
 struct parley_store {
   sqlite3 *db;
   const struct parley_log *lg; /* borrowed, may be NULL */
@@ -154,6 +159,10 @@ struct parley_store {
   int migrations_applied;      /* by the last open */
   sqlite3_stmt *stmt[ST_COUNT];
   sqlite3_stmt *shape[STORE_QUERY_SHAPES]; /* prepared on first use */
+  /* Chain heads read or advanced, by channel; the ones advanced in the
+   * open transaction are written to seqs once, at commit. */
+  struct parley_map heads; /* channel -> struct store_head* */
+  size_t ndirty;           /* heads advanced in the open transaction */
   char errmsg[256];
 };
 
@@ -198,6 +207,14 @@ PARLEY_NODISCARD int parley__store_step_i64(struct parley_store *s,
                                             struct store_run *r,
                                             const char *what, int64_t *v)
     PARLEY_NONNULL(1, 2, 3, 4);
+/* Chain-head cache (store_chain.c): writes the heads the open transaction
+ * advanced (before COMMIT and before anything reads seqs); forgets one
+ * channel's head or all of them (after a rollback, at close). */
+PARLEY_NODISCARD int parley__store_heads_flush(struct parley_store *s)
+    PARLEY_NONNULL(1);
+void parley__store_heads_forget(struct parley_store *s, const char *channel)
+    PARLEY_NONNULL(1, 2);
+void parley__store_heads_drop(struct parley_store *s) PARLEY_NONNULL(1);
 /* Runs a fixed count(*) statement.  OUT: *n. */
 PARLEY_NODISCARD int parley__store_count(struct parley_store *s,
                                          enum store_stmt id, const char *what,

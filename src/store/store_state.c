@@ -24,6 +24,11 @@ int parley_store_next_seq(struct parley_store *s, const char *channel,
 
   if (!parley__store_channel_ok(channel, n))
     return parley__store_fail(s, PARLEY_EINVAL, "next_seq", "bad channel");
+  /* The statement moves seqs.next: the cached head goes. */
+  rc = parley__store_heads_flush(s);
+  if (rc < 0)
+    return rc;
+  parley__store_heads_forget(s, channel);
   rc = parley__store_run_start(s, s->stmt[ST_NEXT_SEQ], &r);
   if (rc < 0)
     return rc;

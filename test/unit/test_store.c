@@ -1538,6 +1538,72 @@ static void test_chain_head_advance(void **state) {
       PARLEY_EINVAL);
 }
 
+/* Inside a transaction an advance is kept in memory and written to the
+ * table once, at commit (or before anything reads the table): every read
+ * through the store sees it, a rollback forgets it, a close commits it. */
+static void test_chain_head_in_tx(void **state) {
+  struct fx *f = *state;
+  uint8_t h1[32], h2[32], got[32], zero[32];
+  uint64_t seq = 0, v = 0;
+  struct heads hs;
+
+  hash_of(h1, 0x11);
+  hash_of(h2, 0x22);
+  memset(zero, 0, sizeof zero);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 1, h1), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 2, h2), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 2, h2),
+                   PARLEY_EINVAL);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 2);
+  assert_memory_equal(got, h2, 32);
+  memset(&hs, 0, sizeof hs);
+  assert_int_equal(parley_store_chain_heads(f->s, head_collect, &hs),
+                   PARLEY_OK);
+  assert_int_equal(hs.n, 1);
+  assert_int_equal(hs.seq[0], 2);
+  assert_int_equal(hs.first[0], 0x22);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 3, h1), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  reopen(f);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 3);
+  assert_memory_equal(got, h1, 32);
+  /* next_seq moves the same counter: it sees the advance before it. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 4, h2), PARLEY_OK);
+  assert_int_equal(parley_store_next_seq(f->s, "news", &v), PARLEY_OK);
+  assert_int_equal(v, 5);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 5);
+  assert_memory_equal(got, zero, 32);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  /* Rolled back: the head is the table's again. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 6, h1), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "other", 1, h1),
+                   PARLEY_OK);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 5);
+  assert_int_equal(parley_store_chain_head(f->s, "other", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 0);
+  /* Closed with the transaction open: committed, advance included. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_chain_advance(f->s, "news", 6, h2), PARLEY_OK);
+  reopen(f);
+  assert_int_equal(parley_store_chain_head(f->s, "news", &seq, got),
+                   PARLEY_OK);
+  assert_int_equal(seq, 6);
+  assert_memory_equal(got, h2, 32);
+}
+
 struct chain_seen {
   int calls;
   int have_chain;
@@ -1961,6 +2027,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_crash_after_commit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bulk_insert, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_head_in_tx, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_head_advance, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_message_chain_readback, setup,
