@@ -36,6 +36,7 @@ void parley_map_close(struct parley_map *m) {
   m->slots = NULL;
   m->nslots = 0;
   m->count = 0;
+  m->frees++;
 }
 
 static struct parley_map_entry **find(const struct parley_map *m,
@@ -57,6 +58,23 @@ void *parley_map_get(const struct parley_map *m, const void *key,
   struct parley_map_entry **pp =
       find(m, hash_bytes(m->seed, key, klen), key, klen);
   return pp ? (*pp)->value : NULL;
+}
+
+void *parley_map_get_memo(const struct parley_map *m,
+                          struct parley_map_memo *memo, const void *key,
+                          size_t klen) {
+  const struct parley_map_entry *e = memo->e;
+  struct parley_map_entry **pp;
+
+  if (e != NULL && memo->frees == m->frees && e->klen == klen &&
+      memcmp(e->key, key, klen) == 0)
+    return e->value;
+  pp = find(m, hash_bytes(m->seed, key, klen), key, klen);
+  if (pp == NULL)
+    return NULL;
+  memo->e = *pp;
+  memo->frees = m->frees;
+  return (*pp)->value;
 }
 
 static int grow(struct parley_map *m) {
@@ -122,6 +140,7 @@ void *parley_map_del(struct parley_map *m, const void *key, size_t klen) {
   v = e->value;
   parley_free(e);
   m->count--;
+  m->frees++;
   return v;
 }
 

@@ -26,6 +26,16 @@ struct parley_map {
   size_t nslots;
   size_t count;
   uint64_t seed;
+  uint64_t frees; /* entries freed so far: a memo taken before is stale */
+};
+
+/* The entry a parley_map_get_memo call found last, for a hot path that
+ * looks up the same key again and again.  Zero it to start; it stays
+ * valid across puts and is dropped by the next removal (del, iter_remove,
+ * close).  One memo belongs to one map for the map's whole life. */
+struct parley_map_memo {
+  const struct parley_map_entry *e;
+  uint64_t frees;
 };
 
 struct parley_map_iter {
@@ -39,6 +49,11 @@ void parley_map_init(struct parley_map *m, uint64_t seed) PARLEY_NONNULL(1);
 /* Frees the entries (not the values).  Safe on a zeroed map. */
 void parley_map_close(struct parley_map *m) PARLEY_NONNULL(1);
 void *parley_map_get(const struct parley_map *m, const void *key, size_t klen);
+/* parley_map_get that first compares key with the memo's entry (no hash
+ * when it matches) and remembers the entry it finds. */
+void *parley_map_get_memo(const struct parley_map *m,
+                          struct parley_map_memo *memo, const void *key,
+                          size_t klen) PARLEY_NONNULL(1, 2);
 /* Inserts or replaces.  OUT: *old (if non-NULL) gets the replaced value or
  * NULL.  PARLEY_ENOMEM on allocation failure (map unchanged). */
 PARLEY_NODISCARD int parley_map_put(struct parley_map *m, const void *key,

@@ -963,7 +963,8 @@ static void on_msg(struct parley_node *n, struct plink *pl,
       rc = PARLEY_EDENIED;
   } else if (!parley_topic_valid(channel, ch->len, PARLEY_MAX_TOPIC)) {
     rc = PARLEY_EINVAL;
-  } else if (parley_map_get(&n->subs, channel, ch->len) == NULL) {
+  } else if (parley_map_get_memo(&n->subs, &n->subs_memo, channel,
+                                 ch->len) == NULL) {
     rc = PARLEY_EDENIED; /* not (or no longer) subscribed */
   } else {
     /* Private topics: a member's sealed message only (ptopic.c). */

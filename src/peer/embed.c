@@ -70,11 +70,11 @@ void parley__deliver_app(struct parley_node *n, const struct parley_msg *m) {
 
 /* ---- topics without history ------------------------------------------------ */
 
-struct nohist *parley__nohist(const struct parley_node *n, const char *topic,
+struct nohist *parley__nohist(struct parley_node *n, const char *topic,
                               size_t len) {
   if (n->nohist.count == 0)
     return NULL;
-  return parley_map_get(&n->nohist, topic, len);
+  return parley_map_get_memo(&n->nohist, &n->nohist_memo, topic, len);
 }
 
 /* Marks topic as without history in memory.  Its sequence numbers start

@@ -248,7 +248,8 @@ static void send_watch(struct parley_node *n, struct route *r) {
 }
 
 struct route *parley__route_get(struct parley_node *n, const char *topic) {
-  struct route *r = parley_map_get(&n->routes, topic, strlen(topic));
+  struct route *r =
+      parley_map_get_memo(&n->routes, &n->routes_memo, topic, strlen(topic));
   if (r == NULL) {
     r = parley_calloc(1, sizeof *r);
     if (r == NULL)

@@ -239,6 +239,9 @@ struct parley_node {
 
   struct parley_map subs;   /* topic -> (void*)1: our subscriptions */
   struct parley_map routes; /* topic -> struct route* */
+  /* Last entries found in subs, routes, ptopics and nohist: messages come
+   * in runs on one topic (parley_map_get_memo). */
+  struct parley_map_memo subs_memo, routes_memo, ptopics_memo, nohist_memo;
   struct parley_map peers;  /* pk -> struct rpeer* */
 
   struct ackwait *ackwaits;
@@ -303,7 +306,7 @@ struct nohist {
 int parley__topic_history(struct parley_node *n, const char *topic,
                           int keep);
 /* The record of a topic without history, or NULL (it keeps history). */
-struct nohist *parley__nohist(const struct parley_node *n,
+struct nohist *parley__nohist(struct parley_node *n,
                               const char *topic, size_t len);
 int parley__nohist_load(struct parley_node *n);
 void parley__nohist_free(struct parley_node *n);

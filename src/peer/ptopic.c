@@ -37,7 +37,8 @@
 struct ptopic *parley__pt_get(struct parley_node *n, const char *topic,
                              int create) {
   size_t len = strlen(topic);
-  struct ptopic *pt = parley_map_get(&n->ptopics, topic, len);
+  struct ptopic *pt =
+      parley_map_get_memo(&n->ptopics, &n->ptopics_memo, topic, len);
 
   if (pt != NULL || !create || len == 0 || len >= CHANNEL_MAX)
     return pt;

@@ -180,6 +180,49 @@ static void test_buf(void **state) {
   parley_buf_close(&b); /* twice is fine */
 }
 
+/* A memo answers like parley_map_get, whatever happened to the map
+ * since it was taken. */
+static void test_map_memo(void **state) {
+  (void)state;
+  struct parley_map m;
+  struct parley_map_memo memo = {0};
+  int a = 1, b = 2, c = 3;
+  char key[16];
+
+  parley_map_init(&m, 7);
+  assert_null(parley_map_get_memo(&m, &memo, "news", 4));
+  assert_null(memo.e); /* misses are not remembered */
+  assert_int_equal(parley_map_put(&m, "news", 4, &a, NULL), PARLEY_OK);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &a);
+  assert_non_null(memo.e);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &a);
+  /* Another key, a prefix, a longer key: looked up, not confused. */
+  assert_null(parley_map_get_memo(&m, &memo, "new", 3));
+  assert_null(parley_map_get_memo(&m, &memo, "newsy", 5));
+  assert_int_equal(parley_map_put(&m, "sport", 5, &b, NULL), PARLEY_OK);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "sport", 5), &b);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &a);
+  /* Growth moves no entry; a replaced value shows through. */
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(parley_map_put(&m, key, strlen(key), &c, NULL),
+                     PARLEY_OK);
+  }
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &a);
+  assert_int_equal(parley_map_put(&m, "news", 4, &b, NULL), PARLEY_OK);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &b);
+  /* Removing the remembered entry: the memo is not used again. */
+  assert_ptr_equal(parley_map_del(&m, "news", 4), &b);
+  assert_null(parley_map_get_memo(&m, &memo, "news", 4));
+  assert_int_equal(parley_map_put(&m, "news", 4, &c, NULL), PARLEY_OK);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &c);
+  /* Removing another entry drops the memo too (found again). */
+  assert_ptr_equal(parley_map_del(&m, "sport", 5), &b);
+  assert_ptr_equal(parley_map_get_memo(&m, &memo, "news", 4), &c);
+  parley_map_close(&m);
+  assert_null(parley_map_get_memo(&m, &memo, "news", 4));
+}
+
 static void test_map(void **state) {
   struct parley_map m;
   struct parley_map_iter it;
@@ -285,6 +328,7 @@ int main(void) {
       cmocka_unit_test(test_durations), cmocka_unit_test(test_rfc3339),
       cmocka_unit_test(test_ids),       cmocka_unit_test(test_hex_utf8_topic),
       cmocka_unit_test(test_buf),       cmocka_unit_test(test_map),
+      cmocka_unit_test(test_map_memo),
       cmocka_unit_test(test_opts),      cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
