@@ -534,7 +534,7 @@ static int publish_ephemeral(struct parley_node *n,
   memset(&m, 0, sizeof m);
   m.publisher = n->id.pk;
   m.channel = r->topic;
-  m.channel_len = strlen(r->topic);
+  m.channel_len = r->topic_len;
   m.seq = seq;
   m.ts_ms = now;
   m.flags = wire_flags;
@@ -585,7 +585,7 @@ static int publish_to_route(struct parley_node *n, struct parley_http_req *req,
                             struct route *r, const uint8_t *body, size_t len,
                             uint32_t flags, int ack_mode,
                             uint64_t timeout_ms) {
-  struct nohist *h = parley__nohist(n, r->topic, strlen(r->topic));
+  struct nohist *h = parley__nohist(n, r->topic, r->topic_len);
   struct rpeer **rcpt;
   struct parley_map_iter it;
   struct parley_map_entry *e;

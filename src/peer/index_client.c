@@ -255,8 +255,9 @@ struct route *parley__route_get(struct parley_node *n, const char *topic) {
     if (r == NULL)
       return NULL;
     snprintf(r->topic, sizeof r->topic, "%s", topic);
+    r->topic_len = strlen(r->topic);
     parley_map_init(&r->subs, 0);
-    if (parley_map_put(&n->routes, r->topic, strlen(r->topic), r, NULL) < 0) {
+    if (parley_map_put(&n->routes, r->topic, r->topic_len, r, NULL) < 0) {
       parley_free(r);
       return NULL;
     }

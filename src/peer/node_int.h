@@ -85,6 +85,7 @@ struct rpeer {
 /* Subscribers of a topic we publish to, kept fresh by WATCH. */
 struct route {
   char topic[CHANNEL_MAX];
+  size_t topic_len;
   int state;               /* ROUTE_NONE, ROUTE_WATCHING, ROUTE_READY */
   int have_list;           /* a subscriber list arrived at least once; kept
                               while the index is unreachable */

@@ -29,10 +29,14 @@ struct tstat {
  * checked before the map (a hash per message was a few per cent of a
  * publisher's time). */
 static struct tstat *tstat_get(struct parley_node *n, const char *topic) {
-  size_t len = strlen(topic);
   struct tstat *t = n->tstat_last;
-  if (t != NULL && t->len == len && memcmp(t->topic, topic, len) == 0)
+  size_t len;
+  /* strncmp stops at topic's end; topic[t->len] is read only once the
+   * first t->len bytes matched, so it is within the string. */
+  if (t != NULL && strncmp(t->topic, topic, t->len) == 0 &&
+      topic[t->len] == '\0')
     return t;
+  len = strlen(topic);
   t = parley_map_get(&n->topic_stats, topic, len);
   if (t != NULL)
     return n->tstat_last = t;
