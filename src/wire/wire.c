@@ -408,14 +408,17 @@ int parley_wire_topic_next(const uint8_t **cursor, size_t *left,
  * measure, once to write into a buffer known to be large enough.  n counts
  * the bytes of type + payload; too_big is set once n would pass
  * PARLEY_MAX_FRAME, after which nothing more is counted or written. */
+/* Writes into p[0..cap) (or only counts, with p NULL).  too_big: the
+ * frame outgrew PARLEY_MAX_FRAME or cap; nothing past cap is written. */
 struct wr {
   uint8_t *p;
-  size_t n;
+  size_t n, cap;
   int too_big;
 };
 
 static int wr_room(struct wr *w, size_t k) {
-  if (w->too_big || k > PARLEY_MAX_FRAME - w->n) {
+  if (w->too_big || k > PARLEY_MAX_FRAME - w->n ||
+      (w->p != NULL && k > w->cap - w->n)) {
     w->too_big = 1;
     return 0;
   }
@@ -677,7 +680,7 @@ static int emit(struct wr *w, const struct parley_frame *f) {
 
 /* Validates f and measures its type + payload.  OUT: *n. */
 static int measure(const struct parley_frame *f, size_t *n) {
-  struct wr w = {NULL, 0, 0};
+  struct wr w = {NULL, 0, 0, 0};
   int rc = emit(&w, f);
   *n = w.n;
   return rc;
@@ -699,18 +702,22 @@ int parley_wire_encode(const struct parley_frame *f, uint8_t *buf, size_t cap,
   int rc;
 
   *written = 0;
-  rc = measure(f, &n);
-  if (rc < 0)
-    return rc;
-  if (buf == NULL || cap < LEN_PREFIX || n > cap - LEN_PREFIX)
-    return PARLEY_ETOOBIG;
-  put_be32(buf, (uint32_t)n);
+  if (buf == NULL || cap < LEN_PREFIX) {
+    rc = measure(f, &n); /* an invalid frame says so before ETOOBIG */
+    return rc < 0 ? rc : PARLEY_ETOOBIG;
+  }
+  /* One pass: the frame is written straight into buf, bounded by cap,
+   * and its length goes in front once known.  A frame that does not fit
+   * leaves only a partial write in buf. */
   w.p = buf + LEN_PREFIX;
   w.n = 0;
+  w.cap = cap - LEN_PREFIX;
   w.too_big = 0;
   rc = emit(&w, f);
-  if (rc < 0 || w.n != n)
-    return rc < 0 ? rc : PARLEY_EINTERNAL; /* f changed under us */
+  if (rc < 0)
+    return rc;
+  n = w.n;
+  put_be32(buf, (uint32_t)n);
   *written = LEN_PREFIX + n;
   return PARLEY_OK;
 }
