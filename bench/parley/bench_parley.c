@@ -226,8 +226,10 @@ static int pump(struct peer *pe)
     uv_run(&pe->loop, UV_RUN_NOWAIT);
     while (parley_backlog(pe->p) > BACKLOG_HIGH)
         uv_run(&pe->loop, UV_RUN_ONCE);
-    /* A full window drains to half before publishing resumes, so that
-     * each loop turn (one store transaction) carries a batch. */
+    /* A full window drains by an eighth before publishing resumes: each
+     * loop turn (one store transaction) carries a batch, and the
+     * subscriber stores the previous batches meanwhile (draining to half
+     * left the two sides mostly taking turns). */
     if (pe->acked && pe->inflight >= pe->window)
         while (pe->inflight > pe->window - pe->window / 8)
             uv_run(&pe->loop, UV_RUN_ONCE);
