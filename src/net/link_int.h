@@ -23,14 +23,9 @@
  * buffers much of a record before it can decrypt it, large enough that a
  * batch of small frames costs one AEAD call. */
 #define PARLEY_NET_RECORD_PT (64u * 1024u)
-/* Bytes handed to libuv per read: the size of the thread's shared read
- * buffer, and what a link's own input buffer grows by per read while it
- * holds an incomplete record (a busy link nearly always does: 64 KiB
- * records seldom end where a read does).  Going from 64 to 256 KiB made a
- * one-to-one subscriber about a tenth faster; a busy link may then hold
- * up to about 320 KiB of input, an idle one none. */
-#define PARLEY_NET_READ_CHUNK (256u * 1024u)
-#define PARLEY_NET_READ_OWN PARLEY_NET_READ_CHUNK
+/* Bytes handed to libuv per read, at least.  Also the size of the net's
+ * shared read buffer. */
+#define PARLEY_NET_READ_CHUNK (64u * 1024u)
 /* Room in the send queue above max_sendq for frames the net itself writes
  * (HELLO, ERROR replies), so that back-pressure never blocks them. */
 #define PARLEY_NET_CONTROL_SLACK (64u * 1024u)

@@ -759,9 +759,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     return;
   }
   if (room == 0 ||
-      parley_buf_reserve(&l->in, room < PARLEY_NET_READ_OWN
+      parley_buf_reserve(&l->in, room < PARLEY_NET_READ_CHUNK
                                      ? room
-                                     : PARLEY_NET_READ_OWN) < 0)
+                                     : PARLEY_NET_READ_CHUNK) < 0)
     return; /* libuv reports UV_ENOBUFS to on_read */
   avail = l->in.alloc - l->in.len;
   if (avail > room)
