@@ -174,11 +174,10 @@ int parley_handshake_read(struct parley_handshake *hs, const uint8_t *msg,
   if (step == 0) {
     /* Message 1 carries no payload: nothing is authenticated yet. */
     rc = plen == 0 ? PARLEY_OK : PARLEY_EPROTO;
-  } else if (plen != AUTH_PAYLOAD_LEN && plen != AUTH_PAYLOAD_OLD_LEN) {
-    rc = PARLEY_EPROTO;
-  } else if (plen == AUTH_PAYLOAD_LEN &&
-             (payload[96] & ~PARLEY_HS_AEAD_AESGCM) != 0) {
-    rc = PARLEY_EPROTO; /* an AEAD bit we do not know */
+  } else if ((plen != AUTH_PAYLOAD_LEN && plen != AUTH_PAYLOAD_OLD_LEN) ||
+             (plen == AUTH_PAYLOAD_LEN &&
+              (payload[96] & ~PARLEY_HS_AEAD_AESGCM) != 0)) {
+    rc = PARLEY_EPROTO; /* a wrong length, or an AEAD bit we do not know */
   } else if ((rc = check_identity(hs, payload, h)) == PARLEY_OK) {
     memcpy(hs->remote_pk, payload, sizeof hs->remote_pk);
     hs->remote_aeads = plen == AUTH_PAYLOAD_LEN ? payload[96] : 0;

@@ -155,6 +155,22 @@ static int name_cmp(const char *a, size_t la, const char *b, size_t lb) {
   return la < lb ? -1 : la > lb;
 }
 
+/* Reads the i-th name of a sorted list: a valid topic after prev (the
+ * previous one, plen bytes), which it then becomes.  PARLEY_EPROTO
+ * otherwise. */
+static int rd_next_name(const struct parley_registry *r, struct reader *rd,
+                        uint32_t i, char *name, size_t *len, char *prev,
+                        size_t *plen) {
+  if (parley__reg_rd_str8(rd, r->max_topic, name, len) < 0 ||
+      !parley_topic_valid(name, *len, r->max_topic))
+    return PARLEY_EPROTO;
+  if (i > 0 && name_cmp(prev, *plen, name, *len) >= 0)
+    return PARLEY_EPROTO; /* unsorted or duplicate */
+  memcpy(prev, name, *len);
+  *plen = *len;
+  return PARLEY_OK;
+}
+
 static int restore_topics(struct parley_registry *r, struct reader *rd,
                           struct peer *p, uint32_t count) {
   char name[PARLEY_MAX_TOPIC + 1], prev[PARLEY_MAX_TOPIC + 1];
@@ -164,13 +180,8 @@ static int restore_topics(struct parley_registry *r, struct reader *rd,
     struct topic *t;
     void *a;
 
-    if (parley__reg_rd_str8(rd, r->max_topic, name, &len) < 0 ||
-        !parley_topic_valid(name, len, r->max_topic))
+    if (rd_next_name(r, rd, i, name, &len, prev, &plen) < 0)
       return PARLEY_EPROTO;
-    if (i > 0 && name_cmp(prev, plen, name, len) >= 0)
-      return PARLEY_EPROTO; /* unsorted or duplicate */
-    memcpy(prev, name, len);
-    plen = len;
     t = parley__reg_find_topic(r, name, len);
     if (t == NULL && (t = parley__reg_topic_create(r, name, len)) == NULL)
       return PARLEY_ENOMEM;
@@ -281,13 +292,8 @@ static int restore_acls(struct parley_registry *r, struct reader *rd) {
       (r->max_private != 0 && count > r->max_private))
     return PARLEY_EPROTO;
   for (uint32_t i = 0; i < count; i++) {
-    if (parley__reg_rd_str8(rd, r->max_topic, name, &len) < 0 ||
-        !parley_topic_valid(name, len, r->max_topic))
+    if (rd_next_name(r, rd, i, name, &len, prev, &plen) < 0)
       return PARLEY_EPROTO;
-    if (i > 0 && name_cmp(prev, plen, name, len) >= 0)
-      return PARLEY_EPROTO; /* unsorted or duplicate */
-    memcpy(prev, name, len);
-    plen = len;
     rc = restore_acl(r, rd, name, len);
     if (rc < 0)
       return rc;
