@@ -136,6 +136,7 @@ int parley__link_guard_strike(struct parley_link *l) {
 static void net_maybe_free(struct parley_net *net) {
   if (!net->freeing || net->n_handles > 0)
     return;
+  parley_free(net->paused);
   parley_free(net);
   /* Not earlier: a callback that frees the net may run while a read is
    * being parsed out of the shared buffers. */
@@ -173,6 +174,42 @@ void parley__link_flush_mark(struct parley_link *l) {
   net->fl_head = l;
   if (net->on_turn_end == NULL && !net->freeing)
     (void)uv_prepare_start(&net->prepare, net_prepare); /* see net_new */
+}
+
+void parley__link_read_pause(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (l->read_paused)
+    return;
+  if (net->npaused == net->cap_paused) {
+    size_t cap = net->cap_paused ? net->cap_paused * 2 : 8;
+    struct parley_link **p =
+        parley_realloc(net->paused, cap * sizeof *net->paused);
+    if (p == NULL)
+      return; /* it reads on: the budget is a courtesy, not a limit */
+    net->paused = p;
+    net->cap_paused = cap;
+  }
+  (void)uv_read_stop((uv_stream_t *)&l->tcp);
+  net->paused[net->npaused++] = l;
+  l->read_paused = 1;
+  net->stats.read_pauses++;
+  if (!net->freeing)
+    (void)uv_prepare_start(&net->prepare, net_prepare);
+}
+
+void parley__link_read_unpause(struct parley_link *l) {
+  struct parley_net *net = l->net;
+
+  if (!l->read_paused)
+    return;
+  for (size_t i = 0; i < net->npaused; i++) {
+    if (net->paused[i] == l) {
+      net->paused[i] = net->paused[--net->npaused];
+      break;
+    }
+  }
+  l->read_paused = 0;
 }
 
 static void flush_unmark(struct parley_link *l) {
@@ -303,6 +340,7 @@ static void link_handle_closed(uv_handle_t *h) {
     l->cbs.on_close(l, l->close_reason);
   link_unlink(l);
   flush_unmark(l);
+  parley__link_read_unpause(l);
   parley__link_deadline_clear(l);
   parley_buf_close(&l->in);
   parley_buf_close(&l->pt);
@@ -382,6 +420,7 @@ void parley__link_close(struct parley_link *l, int reason) {
   (void)uv_read_stop((uv_stream_t *)&l->tcp);
   parley__link_deadline_clear(l);
   flush_unmark(l);
+  parley__link_read_unpause(l);
   uv_close((uv_handle_t *)&l->tcp, link_handle_closed);
 }
 
@@ -394,10 +433,19 @@ static void net_prepare(uv_prepare_t *p) {
 
   if (net->freeing)
     return;
+  net->turn++;
   if (net->on_turn_end != NULL)
     net->on_turn_end(net->ctx);
   if (net->freeing)
     return;
+  /* Links that spent their input budget last turn read again (the timers
+   * and the other links had their turn in between). */
+  while (net->npaused > 0) {
+    l = net->paused[net->npaused - 1];
+    parley__link_read_unpause(l);
+    if (!l->closing && !l->failing)
+      parley__link_read_resume(l);
+  }
   /* Links are freed only from close callbacks, never from here, and a
    * flush never queues frames, so taking the head each time visits every
    * marked link once even when a flush error closes one. */
@@ -412,7 +460,7 @@ static void net_prepare(uv_prepare_t *p) {
       parley__link_close(l, rc);
     }
   }
-  if (net->on_turn_end == NULL)
+  if (net->on_turn_end == NULL && net->npaused == 0)
     (void)uv_prepare_stop(&net->prepare);
 }
 

@@ -127,6 +127,8 @@ struct parley_net_stats {
   uint64_t links_accepted, links_dialled, links_refused;
   uint64_t protocol_errors;           /* links closed for bad input */
   uint64_t links_open;                /* gauge */
+  uint64_t read_pauses;  /* a link stopped reading for the rest of a loop
+                            turn: its PARLEY_NET_TURN_INPUT was spent */
   /* What the guard (struct parley_net_guard) refused or was told; all
    * about accepted links, all 0 without a guard. */
   uint64_t conns_limited;      /* connections refused by on_connect:

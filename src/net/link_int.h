@@ -25,7 +25,12 @@
 #define PARLEY_NET_RECORD_PT (64u * 1024u)
 /* Bytes handed to libuv per read, at least.  Also the size of the net's
  * shared read buffer. */
-#define PARLEY_NET_READ_CHUNK (64u * 1024u)
+#define PARLEY_NET_READ_CHUNK (256u * 1024u)
+/* Input one link may hand up per loop turn: past it the link stops
+ * reading until the next turn, so that one busy link cannot hold the loop
+ * (libuv reads a readable socket up to 32 times per turn) while timers,
+ * heartbeats and other links wait. */
+#define PARLEY_NET_TURN_INPUT (512u * 1024u)
 /* Room in the send queue above max_sendq for frames the net itself writes
  * (HELLO, ERROR replies), so that back-pressure never blocks them. */
 #define PARLEY_NET_CONTROL_SLACK (64u * 1024u)
@@ -85,6 +90,7 @@ struct parley_link {
   struct parley_net *net;
   struct parley_link *prev, *next;   /* net->links */
   struct parley_link *fl_prev, *fl_next; /* net->fl_head: output queued */
+
   struct parley_link *dl_prev, *dl_next; /* net->dl_head: has a deadline */
   uint64_t deadline; /* uv_now() time at which the link timer fires */
   uv_tcp_t tcp;
@@ -102,8 +108,12 @@ struct parley_link {
   uint8_t has_session; /* sess is keyed (state >= HELLO_WAIT) */
   uint8_t on_fl;       /* on the flush list */
   uint8_t on_dl;       /* on the deadline list */
+  uint8_t read_paused; /* on net->paused: reading resumes next turn */
+  uint8_t turn_no;     /* low byte of net->turn when turn_in was reset (a
+                          wrap costs at most one early pause) */
   uint8_t hs_charged;  /* the guard's on_handshake was asked */
   uint8_t remote_role;
+  uint32_t turn_in;    /* bytes read in turn turn_no */
   int close_reason;    /* for on_close */
   int fail_reason;     /* reason used when a failing link finally closes */
 
@@ -160,6 +170,9 @@ struct parley_net {
    * nets, like bench/loadgen.c, would otherwise pay for all of them). */
   uv_prepare_t prepare;
   struct parley_link *fl_head; /* links with queued output */
+  struct parley_link **paused; /* links that spent their turn's input */
+  size_t npaused, cap_paused;
+  uint64_t turn;               /* runs of the prepare hook */
   /* The link timer: one for the net.  Every deadline is now +
    * hs_timeout_ms when set, so appending keeps the list sorted and the
    * timer only ever waits for the head.  Active only while the list is
@@ -186,6 +199,10 @@ void parley__link_deadline_set(struct parley_link *l);
 void parley__link_deadline_clear(struct parley_link *l);
 /* Puts l on the net's flush list (its out buffer holds frames). */
 void parley__link_flush_mark(struct parley_link *l);
+/* Stops reading l until the next turn's prepare hook (its input budget
+ * for this turn is spent); takes l off that list (close). */
+void parley__link_read_pause(struct parley_link *l);
+void parley__link_read_unpause(struct parley_link *l);
 
 /* Asks the guard's on_handshake (accepted links, once) and on_peer hooks.
  * Returns < 0 when the link must be refused: it was closed and counted. */
@@ -211,6 +228,8 @@ void parley__link_fail(struct parley_link *l, uint32_t req, int code,
 /* Seals the queued plaintext into records and issues one uv_write; gives
  * the out buffer's storage back to the net. */
 PARLEY_NODISCARD int parley__link_flush(struct parley_link *l);
+/* Starts reading l again (after parley__link_read_pause). */
+void parley__link_read_resume(struct parley_link *l);
 /* Counts a net that uses the calling thread's shared buffers (from
  * parley_net_new until the net's memory is freed); the last one out frees
  * them. */

@@ -770,6 +770,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = avail;
 }
 
+void parley__link_read_resume(struct parley_link *l) {
+  int rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+  if (rc < 0)
+    parley__link_close(l, parley_err_from_uv(rc));
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct parley_link *l = s->data;
 
@@ -777,12 +783,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread > 0) {
     l->net->stats.bytes_in += (uint64_t)nread;
+    if (l->turn_no != (uint8_t)l->net->turn) {
+      l->turn_no = (uint8_t)l->net->turn;
+      l->turn_in = 0;
+    }
+    l->turn_in += (uint32_t)nread; /* one read is at most READ_CHUNK */
     if (buf->base == (const char *)scratch.rbuf) { /* l->in was empty */
       input_shared(l, (size_t)nread);
     } else {
       l->in.len += (size_t)nread;
       input_own(l);
     }
+    if (!l->closing && !l->failing && l->turn_in >= PARLEY_NET_TURN_INPUT)
+      parley__link_read_pause(l);
     return;
   }
   if (nread == 0)

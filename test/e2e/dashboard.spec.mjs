@@ -152,14 +152,22 @@ try {
   // The page shows the newest 1 s point, /metrics the value at the scrape:
   // both cover the same 10 s latency window and the same per-peer rates,
   // read within a second of each other.
-  const p99 = (await tid('latency-p99').textContent()).trim();
-  m = await metrics();
-  const mP99 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.99"}') * 1000;
+  // A slow message entering or leaving the window between the two reads
+  // moves p99 by more than the tolerance (seen on a loaded machine), so a
+  // pair that disagrees is read again, up to five times a second apart.
+  let p99, mP99, p50, mP50;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    p99 = (await tid('latency-p99').textContent()).trim();
+    p50 = (await tid('latency-p50').textContent()).trim();
+    m = await metrics();
+    mP99 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.99"}') * 1000;
+    mP50 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.5"}') * 1000;
+    if (near(ms(p99), mP99, 0.5) && near(ms(p50), mP50, 0.5)) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   check('latency p99 shows a figure', /(ms|µs|s)$/.test(p99) && p99 !== '–', p99);
   check('latency p99 matches parley_dashboard_delivery_latency_seconds{quantile="0.99"}',
     near(ms(p99), mP99, 0.5), `${p99} vs ${mP99} ms`);
-  const p50 = (await tid('latency-p50').textContent()).trim();
-  const mP50 = m.get('parley_dashboard_delivery_latency_seconds{quantile="0.5"}') * 1000;
   check('latency p50 matches quantile 0.5', near(ms(p50), mP50, 0.5), `${p50} vs ${mP50} ms`);
   check('p50 <= p99', ms(p50) <= ms(p99), `${p50} ${p99}`);
   const thrIn = (await tid('throughput-in').textContent()).trim();

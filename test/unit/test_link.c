@@ -727,6 +727,32 @@ static void test_big_body(void **state) {
   assert_int_equal(sa.order_ok, 1);
 }
 
+/* A burst far over one turn's input budget: the receiver stops reading
+ * for the rest of a turn (more than once) and resumes on the next, and
+ * every frame arrives, in order. */
+static void test_read_budget(void **state) {
+  const uint32_t len = 900u * 1024u;
+  const struct parley_net_stats *as;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  side_net(&sb, &id_b, "cli", PARLEY_ROLE_PEER, NULL);
+  open_pair(&sa, &sb, side_listen(&sa));
+  as = parley_net_stats(sa.net);
+  for (uint32_t i = 0; i < 8; i++)
+    assert_int_equal(send_msg(sb.link, i, len), PARLEY_OK);
+  WAIT_FOR(sa.msgs == 8);
+  assert_int_equal(sa.msgs, 8);
+  assert_int_equal(sa.order_ok, 1);
+  assert_int_equal(sa.body_ok, 1);
+  assert_true(as->read_pauses >= 2);
+  /* And the link reads normally afterwards. */
+  assert_int_equal(send_msg(sb.link, 8, 10), PARLEY_OK);
+  WAIT_FOR(sa.msgs == 9);
+  assert_int_equal(sa.msgs, 9);
+  assert_int_equal(sa.order_ok, 1);
+}
+
 /* The channel binding: the same 64 bytes at both ends of one link, not all
  * zeros, and different on a second link between the same two keys. */
 static void test_channel_binding(void **state) {
@@ -1533,6 +1559,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
       T(test_open_and_exchange),
       T(test_big_body),
+      T(test_read_budget),
       T(test_channel_binding),
       T(test_expected_pk_mismatch),
       T(test_connect_refused),
