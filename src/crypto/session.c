@@ -5,9 +5,9 @@
  * AES-256-GCM, when both sides run it in hardware) under the key Split()
  * gave that direction, nonce = 4 zero bytes || counter (u64
  * little-endian).  A session uses one AEAD for its whole life, so a key is
- * never used with two ciphers.  The counter only moves forward and only after a record
- * was sealed or authenticated, so a replayed, reordered or forged record
- * fails its tag.  2^64-1 is never used as a nonce (Noise reserves it); at
+ * never used with two ciphers.  The counter only moves forward and only
+ * after a record was sealed or authenticated, so a replayed, reordered or
+ * forged record fails its tag.  2^64-1 is never used as a nonce (Noise reserves it); at
  * that point the session refuses to go on and the link must be closed.
  */
 #include "crypto/session.h"

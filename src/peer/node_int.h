@@ -254,7 +254,7 @@ struct parley_node {
 
   uv_timer_t outbox_timer, maint_timer, report_timer;
   struct parley_map topic_stats; /* topic -> per-topic counters (report.c) */
-  struct tstat *tstat_last;      /* the last one looked up (report.c) */
+  struct parley_map_memo topic_stats_memo;
   struct parley_map ptopics;     /* topic -> struct ptopic* (ptopic.c) */
   int64_t wall_off_ms;           /* parley_now_ms() - uv_now(): the hot
                                     path reads the clock once per turn */

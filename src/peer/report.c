@@ -16,43 +16,33 @@
 #include "core/alloc.h"
 #include "wire/report_wire.h"
 
-/* Per-topic counters since start; never removed before the node ends. */
+/* Per-topic counters since start. */
 struct tstat {
   uint8_t flags; /* PARLEY_REPORT_T_PUBLISHER / _SUBSCRIBER */
   uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
   struct parley_histogram lat;
-  size_t len;
-  char topic[]; /* len bytes and a NUL */
 };
 
-/* Messages come in runs on one topic: the last counters looked up are
- * checked before the map (a hash per message was a few per cent of a
- * publisher's time). */
+/* Messages come in runs on one topic: the lookup remembers the last
+ * counters found (a hash per message was a few per cent of a publisher's
+ * time). */
 static struct tstat *tstat_get(struct parley_node *n, const char *topic) {
-  struct tstat *t = n->tstat_last;
-  size_t len;
-  /* strncmp stops at topic's end; topic[t->len] is read only once the
-   * first t->len bytes matched, so it is within the string. */
-  if (t != NULL && strncmp(t->topic, topic, t->len) == 0 &&
-      topic[t->len] == '\0')
-    return t;
-  len = strlen(topic);
-  t = parley_map_get(&n->topic_stats, topic, len);
+  size_t len = strlen(topic);
+  struct tstat *t =
+      parley_map_get_memo(&n->topic_stats, &n->topic_stats_memo, topic, len);
   if (t != NULL)
-    return n->tstat_last = t;
+    return t;
   if (n->topic_stats.count >= PARLEY_REPORT_MAX_TOPICS)
     return NULL; /* the first topics seen are reported; the rest are not */
-  t = parley_calloc(1, sizeof *t + len + 1);
+  t = parley_calloc(1, sizeof *t);
   if (t == NULL)
     return NULL;
   parley_histogram_init_latency(&t->lat);
-  t->len = len;
-  memcpy(t->topic, topic, len);
   if (parley_map_put(&n->topic_stats, topic, len, t, NULL) < 0) {
     parley_free(t);
     return NULL;
   }
-  return n->tstat_last = t;
+  return t;
 }
 
 void parley__report_count(struct parley_node *n, const char *channel, int in,
@@ -187,5 +177,4 @@ void parley__report_free(struct parley_node *n) {
   while ((e = parley_map_iter_next(&it)) != NULL)
     parley_free(e->value);
   parley_map_close(&n->topic_stats);
-  n->tstat_last = NULL;
 }

@@ -404,12 +404,10 @@ int parley_wire_topic_next(const uint8_t **cursor, size_t *left,
 
 /* ---- writer ------------------------------------------------------------ */
 
-/* The encoder runs twice over a frame: once with p == NULL to validate and
- * measure, once to write into a buffer known to be large enough.  n counts
- * the bytes of type + payload; too_big is set once n would pass
- * PARLEY_MAX_FRAME, after which nothing more is counted or written. */
-/* Writes into p[0..cap) (or only counts, with p NULL).  too_big: the
- * frame outgrew PARLEY_MAX_FRAME or cap; nothing past cap is written. */
+/* The encoder either only validates and measures (p == NULL) or writes
+ * into p[0..cap).  n counts the bytes of type + payload; too_big is set
+ * once n would pass PARLEY_MAX_FRAME or cap, after which nothing more is
+ * counted or written. */
 struct wr {
   uint8_t *p;
   size_t n, cap;
