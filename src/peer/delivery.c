@@ -398,6 +398,7 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   w->cb_ctx = cb_ctx;
   snprintf(w->channel, sizeof w->channel, "%s", channel);
   w->seq = seq;
+  w->rowid = rowid;
   w->direct = (flags & PARLEY_MSG_DIRECT) != 0;
   w->ack_mode = ack_mode;
   w->nsubs = nrcpt;
@@ -1094,6 +1095,8 @@ static void on_ack(struct parley_node *n, struct plink *pl,
                    const struct parley_frame *f) {
   struct rpeer *p = pl->peer;
   char channel[CHANNEL_MAX];
+  uint8_t key[8 + CHANNEL_MAX];
+  struct ackwait *w;
   int status = -(int)f->u.ack.status, rc;
   /* EEXIST: the recipient has it already (it refused a copy as a replay):
    * delivered, not refused. */
@@ -1113,8 +1116,12 @@ static void on_ack(struct parley_node *n, struct plink *pl,
                p->id, channel, (unsigned long long)f->u.ack.seq);
     return;
   }
+  w = parley_map_get(&n->ackwait_by, key,
+                     ackwait_key(channel, f->u.ack.seq, key));
   rc = parley__node_tx(n);
-  if (rc == PARLEY_OK)
+  if (rc == PARLEY_OK && w != NULL)
+    rc = parley_store_outbox_ack_row(n->store, p->pk, w->rowid);
+  else if (rc == PARLEY_OK) /* its publish has ended: find it by name */
     rc = parley_store_outbox_ack(n->store, p->pk, n->id.pk, channel,
                                  f->u.ack.seq);
   if (rc == PARLEY_OK) {
@@ -1129,26 +1136,21 @@ static void on_ack(struct parley_node *n, struct plink *pl,
     PARLEY_LOG(&n->log, PARLEY_LOG_INFO, "%s refused %s#%llu: %s", p->id,
                channel, (unsigned long long)f->u.ack.seq,
                parley_strerror(status));
-  {
-    uint8_t key[8 + CHANNEL_MAX];
-    struct ackwait *w = parley_map_get(
-        &n->ackwait_by, key, ackwait_key(channel, f->u.ack.seq, key));
-    if (w == NULL)
-      return;
-    for (uint32_t i = 0; i < w->nsubs; i++) {
-      if (w->acked[i] || memcmp(w->subs[i], p->pk, 32) != 0)
-        continue;
-      w->acked[i] = 1;
-      w->refused[i] = (uint8_t)refused;
-      w->status[i] = refused ? f->u.ack.status : 0;
-      w->lat_ms[i] = (uint32_t)(parley_mono_ms() - w->started_ms);
-      w->nacked++;
-      parley_histogram_observe(&n->m.ack_latency, (double)w->lat_ms[i] / 1000.0);
-    }
-    if (w->nacked == w->nsubs) {
-      ackwait_unlink(n, w);
-      finish(n, w, 0);
-    }
+  if (w == NULL)
+    return;
+  for (uint32_t i = 0; i < w->nsubs; i++) {
+    if (w->acked[i] || memcmp(w->subs[i], p->pk, 32) != 0)
+      continue;
+    w->acked[i] = 1;
+    w->refused[i] = (uint8_t)refused;
+    w->status[i] = refused ? f->u.ack.status : 0;
+    w->lat_ms[i] = (uint32_t)(parley_mono_ms() - w->started_ms);
+    w->nacked++;
+    parley_histogram_observe(&n->m.ack_latency, (double)w->lat_ms[i] / 1000.0);
+  }
+  if (w->nacked == w->nsubs) {
+    ackwait_unlink(n, w);
+    finish(n, w, 0);
   }
 }
 

@@ -124,6 +124,7 @@ struct ackwait {
   void *cb_ctx;
   char channel[CHANNEL_MAX];
   uint64_t seq;
+  int64_t rowid;           /* the stored message, for the outbox acks */
   char id[MSG_ID_HEX];
   int direct;
   int ack_mode;

@@ -153,6 +153,12 @@ PARLEY_NODISCARD int parley_store_outbox_ack(struct parley_store *s,
                                              const char *channel,
                                              uint64_t seq)
     PARLEY_NONNULL(1, 2, 3, 4);
+/* The same by the message's row id, when the caller still knows it (one
+ * index lookup fewer).  PARLEY_ENOTFOUND if there was no such row. */
+PARLEY_NODISCARD int parley_store_outbox_ack_row(struct parley_store *s,
+                                                 const uint8_t recipient[32],
+                                                 int64_t msg_rowid)
+    PARLEY_NONNULL(1, 2);
 /* Calls cb for rows with next_try_ms <= now_ms (all rows if now_ms is
  * INT64_MAX), oldest first, at most limit rows (0 = all). */
 PARLEY_NODISCARD int parley_store_outbox_due(struct parley_store *s,

@@ -40,6 +40,11 @@
          " outgoing, stored, chain)"                                           \
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                        \
          " ON CONFLICT (publisher, channel, seq) DO NOTHING")                  \
+  X(FTS_PUT, "INSERT INTO messages_fts (rowid, body)"                         \
+             " VALUES (?1, CAST(?2 AS TEXT))")                                 \
+  X(TEXT_BEGIN, "SAVEPOINT put_text")                                          \
+  X(TEXT_END, "RELEASE put_text")                                              \
+  X(TEXT_UNDO, "ROLLBACK TO put_text")                                         \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
@@ -48,10 +53,11 @@
               " WHERE next < 9223372036854775807 RETURNING next - 1")          \
   X(OB_ADD, "INSERT INTO outbox (msg_rowid, recipient, attempts, next_try,"    \
             " created) VALUES (?1, ?2, 0, ?3, ?3)"                             \
-            " ON CONFLICT (msg_rowid, recipient) DO NOTHING")                  \
+            " ON CONFLICT (recipient, msg_rowid) DO NOTHING")                  \
   X(OB_ACK, "DELETE FROM outbox WHERE recipient = ?1 AND msg_rowid ="          \
             " (SELECT rowid FROM messages"                                     \
             "  WHERE publisher = ?2 AND channel = ?3 AND seq = ?4)")           \
+  X(OB_ACK_ROW, "DELETE FROM outbox WHERE recipient = ?1 AND msg_rowid = ?2") \
   X(OB_DUE_IDS, "SELECT id FROM outbox WHERE next_try <= ?1"                   \
                 " ORDER BY next_try, id LIMIT ?2")                             \
   X(OB_FOR_IDS, "SELECT id FROM outbox WHERE recipient = ?1 ORDER BY id")      \

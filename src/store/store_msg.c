@@ -7,24 +7,18 @@
 #include "core/util.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "wire/wire.h"
 
 /* ---- Messages ------------------------------------------------------------ */
 
-int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
-                             int64_t *rowid) {
+/* Inserts the row.  OUT: *id.  PARLEY_EEXIST when (publisher, channel,
+ * seq) is stored already. */
+static int put_row(struct parley_store *s, const struct parley_msg *m,
+                   int64_t *id) {
   struct store_run r = {0};
-  int64_t id = 0, changes = 0;
+  int64_t changes = 0;
   int src = SQLITE_OK, rc;
 
-  if (m->publisher == NULL)
-    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "no publisher");
-  if (!parley__store_channel_ok(m->channel, m->channel_len))
-    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "bad channel");
-  if (m->seq > (uint64_t)INT64_MAX)
-    return parley__store_fail(s, PARLEY_EINVAL, "put_message",
-                              "seq out of range");
-  if (m->body_len > PARLEY_MAX_FRAME || (m->body == NULL && m->body_len > 0))
-    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "bad body");
   rc = parley__store_run_start(s, s->stmt[ST_PUT], &r);
   if (rc < 0)
     return rc;
@@ -46,13 +40,79 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
   else
     rc = parley__store_exec(s, &r, "put_message", &changes);
   /* No RETURNING: it costs a temporary table per row (a third of the
-   * insert).  The insert's own row id is read back instead; triggers (the
-   * full-text index) do not disturb it once they have run. */
+   * insert).  The insert's own row id is read back instead. */
   if (rc == PARLEY_OK && changes == 0)
     rc = PARLEY_EEXIST; /* DO NOTHING: already stored */
   else if (rc == PARLEY_OK)
-    id = sqlite3_last_insert_rowid(s->db);
+    *id = sqlite3_last_insert_rowid(s->db);
   parley__store_run_end(&r);
+  return rc;
+}
+
+/* Runs one fixed statement that takes no values. */
+static int run_fixed(struct parley_store *s, int which, const char *what) {
+  struct store_run r = {0};
+  int rc = parley__store_run_start(s, s->stmt[which], &r);
+
+  if (rc < 0)
+    return rc;
+  rc = parley__store_exec(s, &r, what, NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
+/* Adds a text body to the full-text index under the message's row id. */
+static int put_text(struct parley_store *s, int64_t id,
+                    const struct parley_msg *m) {
+  struct store_run r = {0};
+  int src = SQLITE_OK, rc;
+
+  rc = parley__store_run_start(s, s->stmt[ST_FTS_PUT], &r);
+  if (rc < 0)
+    return rc;
+  src = bind_i64(src, r.st, 1, id);
+  src = bind_blob(src, r.st, 2, m->body, m->body_len);
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, "put_message index");
+  else
+    rc = parley__store_exec(s, &r, "put_message index", NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
+int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
+                             int64_t *rowid) {
+  int64_t id = 0;
+  int rc;
+
+  if (m->publisher == NULL)
+    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "no publisher");
+  if (!parley__store_channel_ok(m->channel, m->channel_len))
+    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "bad channel");
+  if (m->seq > (uint64_t)INT64_MAX)
+    return parley__store_fail(s, PARLEY_EINVAL, "put_message",
+                              "seq out of range");
+  if (m->body_len > PARLEY_MAX_FRAME || (m->body == NULL && m->body_len > 0))
+    return parley__store_fail(s, PARLEY_EINVAL, "put_message", "bad body");
+  if (m->flags & PARLEY_MSG_BINARY) {
+    /* Binary bodies are not indexed: one statement. */
+    rc = put_row(s, m, &id);
+  } else {
+    /* The row and its index entry commit together or not at all. */
+    rc = run_fixed(s, ST_TEXT_BEGIN, "put_message");
+    if (rc < 0)
+      return rc;
+    rc = put_row(s, m, &id);
+    if (rc == PARLEY_OK)
+      rc = put_text(s, id, m);
+    if (rc < 0 && rc != PARLEY_EEXIST)
+      (void)run_fixed(s, ST_TEXT_UNDO, "put_message undo");
+    {
+      int end = run_fixed(s, ST_TEXT_END, "put_message");
+      if (rc == PARLEY_OK && end < 0)
+        rc = end;
+    }
+  }
   if (rc == PARLEY_OK && rowid != NULL)
     *rowid = id;
   return rc;

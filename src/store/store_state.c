@@ -97,6 +97,28 @@ int parley_store_outbox_ack(struct parley_store *s, const uint8_t recipient[32],
   return rc;
 }
 
+int parley_store_outbox_ack_row(struct parley_store *s,
+                                const uint8_t recipient[32],
+                                int64_t msg_rowid) {
+  struct store_run r;
+  int64_t changes = 0;
+  int src = SQLITE_OK, rc;
+
+  rc = parley__store_run_start(s, s->stmt[ST_OB_ACK_ROW], &r);
+  if (rc < 0)
+    return rc;
+  src = bind_blob(src, r.st, 1, recipient, 32);
+  src = bind_i64(src, r.st, 2, msg_rowid);
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, "outbox_ack");
+  else
+    rc = parley__store_exec(s, &r, "outbox_ack", &changes);
+  parley__store_run_end(&r);
+  if (rc == PARLEY_OK && changes == 0)
+    rc = PARLEY_ENOTFOUND;
+  return rc;
+}
+
 /* The ids a walk will visit, taken before the first callback runs. */
 struct idlist {
   int64_t *v;

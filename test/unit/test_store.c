@@ -183,13 +183,13 @@ static struct got run_query(struct parley_store *s,
 static void test_open_migrates_once(void **state) {
   struct fx *f = *state;
 
-  assert_int_equal(parley_store_schema_version(f->s), 5);
-  assert_int_equal(parley__store_schema_latest(), 5);
-  assert_int_equal(parley__store_migrations_applied(f->s), 5);
+  assert_int_equal(parley_store_schema_version(f->s), 6);
+  assert_int_equal(parley__store_schema_latest(), 6);
+  assert_int_equal(parley__store_migrations_applied(f->s), 6);
   put(f->s, 1, "news", 1, 10, 0, "kept across reopen");
   reopen(f);
   assert_int_equal(parley__store_migrations_applied(f->s), 0);
-  assert_int_equal(parley_store_schema_version(f->s), 5);
+  assert_int_equal(parley_store_schema_version(f->s), 6);
   {
     uint64_t n = 0;
     assert_int_equal(parley_store_count_messages(f->s, &n), PARLEY_OK);
@@ -197,7 +197,7 @@ static void test_open_migrates_once(void **state) {
   }
   parley_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 5);
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 6);
   assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x50524c59);
   {
     sqlite3 *db;
@@ -221,14 +221,14 @@ static void test_open_refuses_newer_schema(void **state) {
 
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "PRAGMA user_version = 6");
+  raw_exec(f->path, "PRAGMA user_version = 7");
   before = f->warnings;
   assert_int_equal(parley_store_open(f->path, &f->log, &s2), PARLEY_ESTORE);
   assert_null(s2);
   assert_true(f->warnings > before); /* the refusal was logged */
   /* Nothing was touched: the version is still the newer one. */
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 6);
-  raw_exec(f->path, "PRAGMA user_version = 5");
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
+  raw_exec(f->path, "PRAGMA user_version = 6");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
 }
 
@@ -996,6 +996,13 @@ static void test_outbox_lifecycle(void **state) {
                    PARLEY_ENOTFOUND);
   assert_int_equal(parley_store_outbox_ack(f->s, r1, r2, "news", 2),
                    PARLEY_ENOTFOUND); /* wrong publisher */
+  /* By row id: the pair must match. */
+  assert_int_equal(parley_store_outbox_ack_row(f->s, r2, m2),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, r1, m2), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, r1, m2),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(parley_store_outbox_add(f->s, m2, r1, 1002), PARLEY_OK);
   assert_int_equal(parley_store_outbox_count(f->s, &n), PARLEY_OK);
   assert_int_equal(n, 2);
   memset(&g, 0, sizeof g);
@@ -1954,6 +1961,9 @@ static const char v1_schema[] =
     "INSERT INTO messages (publisher, channel, seq, ts, flags, body, outgoing,"
     " stored) VALUES (zeroblob(32), 'news', 1, 10, 0, CAST('old' AS BLOB), 1,"
     " 10);"
+    "INSERT INTO messages_fts (rowid, body) VALUES (1, 'old');"
+    "INSERT INTO outbox (msg_rowid, recipient, attempts, next_try, created)"
+    " VALUES (1, zeroblob(32), 2, 500, 10);"
     "INSERT INTO seqs VALUES ('news', 2);"
     "PRAGMA user_version = 1;";
 
@@ -1969,8 +1979,8 @@ static void test_migrate_v1_to_v2(void **state) {
   snprintf(path, sizeof path, "%s/v1.db", f->dir);
   raw_exec(path, v1_schema);
   assert_int_equal(parley_store_open(path, &f->log, &s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(s), 5);
-  assert_int_equal(parley__store_migrations_applied(s), 4);
+  assert_int_equal(parley_store_schema_version(s), 6);
+  assert_int_equal(parley__store_migrations_applied(s), 5);
   /* The old message is there, without a chain value. */
   memset(&c, 0, sizeof c);
   assert_int_equal(parley_store_get_message(s, zero, "news", 1, see_chain, &c),
@@ -1985,8 +1995,38 @@ static void test_migrate_v1_to_v2(void **state) {
   assert_int_equal(parley_store_chain_advance(s, "news", 2, h), PARLEY_OK);
   assert_int_equal(parley_store_chain_at(s, zero, "news", 1, got), PARLEY_OK);
   assert_memory_equal(got, zero, 32);
+  /* Migration 6 rebuilt messages and outbox: the row kept its id, its
+   * full-text entry and its delivery; new rows continue after it, text
+   * ones searchable, and foreign keys are on again. */
+  {
+    struct parley_query q = all();
+    struct got g;
+    uint64_t n = 0;
+    q.search = "old";
+    g = run_query(s, &q);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.rowid[0], 1);
+    assert_int_equal(put(s, 3, "news", 1, 20, 0, "fresh words"), 2);
+    assert_int_equal(put(s, 3, "news", 2, 30, 0x4, "binary words"), 3);
+    q.search = "words";
+    g = run_query(s, &q);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.body[0], "fresh words");
+    assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(parley_store_outbox_add(s, 9999, zero, 1000),
+                     PARLEY_ENOTFOUND);
+    assert_int_equal(parley_store_outbox_ack_row(s, zero, 1), PARLEY_OK);
+    assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
+    assert_int_equal(n, 0);
+  }
   parley_store_close(s);
-  assert_int_equal(raw_int(path, "PRAGMA user_version"), 5);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), 6);
+  assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"
+                                 " WHERE name LIKE '%_v6'"
+                                 " OR name = 'messages_fts_insert'"
+                                 " OR name = 'outbox_recipient'"),
+                   0);
   unlink(path);
 }
 
