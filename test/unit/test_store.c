@@ -535,6 +535,57 @@ static void test_query_filters(void **state) {
   assert_int_equal(g.n, 0);
 }
 
+/* Schema 6: put_message indexes a text body itself, in a savepoint with
+ * the row.  A duplicate adds no second index entry, the open transaction
+ * stays usable, a rollback takes row and entry away together, and outside
+ * a transaction the savepoint is the transaction. */
+static void test_put_text_index(void **state) {
+  struct fx *f = *state;
+  struct parley_query q = all();
+  struct parley_msg m;
+  uint8_t k[32];
+  struct got g;
+  int64_t id = 0;
+
+  key(k, 1);
+  memset(&m, 0, sizeof m);
+  m.publisher = k;
+  m.channel = "news";
+  m.channel_len = 4;
+  m.seq = 1;
+  m.ts_ms = 5;
+  m.body = (const uint8_t *)"lonely walrus";
+  m.body_len = strlen("lonely walrus");
+  q.search = "walrus";
+
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  assert_int_equal(parley_store_in_tx(f->s), 0); /* committed */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_EEXIST);
+  assert_int_equal(parley_store_in_tx(f->s), 1);
+  m.seq = 2;
+  m.body = (const uint8_t *)"walrus again";
+  m.body_len = strlen("walrus again");
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  g = run_query(f->s, &q);
+  assert_int_equal(g.n, 2);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  g = run_query(f->s, &q);
+  assert_int_equal(g.n, 1);
+  assert_string_equal(g.body[0], "lonely walrus");
+  /* The rolled-back seq can be stored again, and is found once. */
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  g = run_query(f->s, &q);
+  assert_int_equal(g.n, 2);
+  /* A binary body under the same word is stored, not indexed. */
+  m.seq = 3;
+  m.flags = 0x4;
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  g = run_query(f->s, &q);
+  assert_int_equal(g.n, 2);
+  assert_int_equal(parley_store_in_tx(f->s), 0);
+}
+
 static void test_query_search(void **state) {
   struct fx *f = *state;
   struct ds d = load(f->s);
@@ -2078,6 +2129,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_seq_range, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sync_summary, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migrate_v1_to_v2, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_put_text_index, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
