@@ -648,8 +648,8 @@ int parley__store_schema_latest(void) { return SCHEMA_LATEST; }
 
 /* ---- Transactions -------------------------------------------------------- */
 
-static int run_simple(struct parley_store *s, enum store_stmt id,
-                      const char *what) {
+int parley__store_run_simple(struct parley_store *s, enum store_stmt id,
+                             const char *what) {
   struct store_run r;
   int rc = parley__store_run_start(s, s->stmt[id], &r);
 
@@ -664,7 +664,7 @@ int parley_store_begin(struct parley_store *s) {
   if (!sqlite3_get_autocommit(s->db))
     return parley__store_fail(s, PARLEY_EINVAL, "begin",
                               "a transaction is already open");
-  return run_simple(s, ST_BEGIN, "begin");
+  return parley__store_run_simple(s, ST_BEGIN, "begin");
 }
 
 int parley_store_commit(struct parley_store *s) {
@@ -676,14 +676,14 @@ int parley_store_commit(struct parley_store *s) {
   rc = parley__store_heads_flush(s);
   if (rc < 0)
     return rc;
-  return run_simple(s, ST_COMMIT, "commit");
+  return parley__store_run_simple(s, ST_COMMIT, "commit");
 }
 
 int parley_store_rollback(struct parley_store *s) {
   parley__store_heads_drop(s); /* what they held may be undone */
   if (sqlite3_get_autocommit(s->db))
     return PARLEY_OK;
-  return run_simple(s, ST_ROLLBACK, "rollback");
+  return parley__store_run_simple(s, ST_ROLLBACK, "rollback");
 }
 
 int parley_store_in_tx(const struct parley_store *s) {

@@ -202,6 +202,10 @@ PARLEY_NODISCARD int parley__store_run_start(struct parley_store *s,
     PARLEY_NONNULL(1, 2, 3);
 void parley__store_run_end(struct store_run *r) PARLEY_NONNULL(1);
 
+/* Runs fixed statement id, which takes no values (BEGIN, COMMIT, the
+ * savepoints), to completion. */
+int parley__store_run_simple(struct parley_store *s, enum store_stmt id,
+                             const char *what) PARLEY_NONNULL(1, 3);
 /* Steps r to completion, ignoring rows.  OUT: *changes (may be NULL). */
 PARLEY_NODISCARD int parley__store_exec(struct parley_store *s,
                                         struct store_run *r, const char *what,

@@ -49,18 +49,6 @@ static int put_row(struct parley_store *s, const struct parley_msg *m,
   return rc;
 }
 
-/* Runs one fixed statement that takes no values. */
-static int run_fixed(struct parley_store *s, int which, const char *what) {
-  struct store_run r = {0};
-  int rc = parley__store_run_start(s, s->stmt[which], &r);
-
-  if (rc < 0)
-    return rc;
-  rc = parley__store_exec(s, &r, what, NULL);
-  parley__store_run_end(&r);
-  return rc;
-}
-
 /* Adds a text body to the full-text index under the message's row id. */
 static int put_text(struct parley_store *s, int64_t id,
                     const struct parley_msg *m) {
@@ -99,16 +87,16 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
     rc = put_row(s, m, &id);
   } else {
     /* The row and its index entry commit together or not at all. */
-    rc = run_fixed(s, ST_TEXT_BEGIN, "put_message");
+    rc = parley__store_run_simple(s, ST_TEXT_BEGIN, "put_message");
     if (rc < 0)
       return rc;
     rc = put_row(s, m, &id);
     if (rc == PARLEY_OK)
       rc = put_text(s, id, m);
     if (rc < 0 && rc != PARLEY_EEXIST)
-      (void)run_fixed(s, ST_TEXT_UNDO, "put_message undo");
+      (void)parley__store_run_simple(s, ST_TEXT_UNDO, "put_message undo");
     {
-      int end = run_fixed(s, ST_TEXT_END, "put_message");
+      int end = parley__store_run_simple(s, ST_TEXT_END, "put_message");
       if (rc == PARLEY_OK && end < 0)
         rc = end;
     }
