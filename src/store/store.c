@@ -4,8 +4,10 @@
  * and closes the database and owns the statement cache, the error path and
  * transactions; store_msg.c holds messages and history queries,
  * store_state.c the sequence counters, outbox, subscriptions and peer cache,
- * store_chain.c the hash chains, checkpoints and anti-entropy queries,
- * store_trust.c the pinned keys and the end-to-end replay windows.
+ * store_obatch.c the outbox's batches (deliveries added in a transaction,
+ * one row per recipient), store_chain.c the hash chains, checkpoints and
+ * anti-entropy queries, store_trust.c the pinned keys and the end-to-end
+ * replay windows.
  *
  * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
  * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,
@@ -39,7 +41,13 @@
  *   - put_message: stored_ms = 0 means "now" (parley_now_ms()).  Channel is
  *     1..PARLEY_MAX_TOPIC bytes without NUL, body at most PARLEY_MAX_FRAME.
  *   - outbox_add of a msg_rowid that is not stored is PARLEY_ENOTFOUND.  A
- *     new row is due at once (next_try = created = now_ms).
+ *     new row is due at once (next_try = created = now_ms).  Inside a
+ *     transaction a new delivery is batched instead (store_obatch.c) and
+ *     becomes a row only if still unacked when due, walked or expired;
+ *     there a missing msg_rowid is skipped when the batch becomes rows.
+ *     Every outbox call sees batched deliveries as if they were rows; an
+ *     ack held in memory is lost by a crash, so that delivery is sent
+ *     again (at least once).
  *   - outbox_due / outbox_for take a snapshot of the matching row ids first
  *     and then deliver each row that still exists, so the callback may ack,
  *     reschedule or add rows without disturbing the walk.  A callback
@@ -256,6 +264,17 @@ static const char *const migrations[] = {
     "ALTER TABLE outbox_v6 RENAME TO outbox;\n"
     "CREATE INDEX outbox_next_try ON outbox (next_try);\n"
     "PRAGMA user_version = 6;\n",
+    /* 7: outbox batches (store_obatch.c): the acked deliveries to one
+     * recipient from one transaction as one row, rowids as runs.  Nothing
+     * to move: the outbox rows stay as they are. */
+    "CREATE TABLE outbox_batch (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  recipient BLOB NOT NULL CHECK (length(recipient) = 32),\n"
+    "  rowids BLOB NOT NULL,\n"
+    "  next_try INTEGER NOT NULL,\n"
+    "  created INTEGER NOT NULL\n"
+    ");\n"
+    "PRAGMA user_version = 7;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -575,6 +594,7 @@ static void finalize_all(struct parley_store *s) {
 
 static void store_free(struct parley_store *s) {
   parley__store_heads_drop(s);
+  parley__ob_drop(s);
   finalize_all(s);
   if (sqlite3_close(s->db) != SQLITE_OK)
     PARLEY_LOG(s->lg, PARLEY_LOG_ERROR, "store: close: %s",
@@ -607,6 +627,8 @@ int parley_store_open(const char *path, const struct parley_log *lg,
     rc = migrate(s);
   for (int i = 0; rc == PARLEY_OK && i < ST_COUNT; i++)
     rc = parley__store_prepare(s, stmt_sql[i], &s->stmt[i]);
+  if (rc == PARLEY_OK)
+    rc = parley__ob_load(s); /* batches a crash left: all unacked */
   if (rc < 0) {
     PARLEY_LOG(lg, PARLEY_LOG_ERROR, "store: cannot open %s: %s", path,
                s->errmsg);
@@ -621,7 +643,8 @@ void parley_store_close(struct parley_store *s) {
   if (s == NULL)
     return;
   if (!sqlite3_get_autocommit(s->db)) {
-    int src = parley__store_heads_flush(s) == PARLEY_OK
+    int src = parley__ob_flush(s) == PARLEY_OK &&
+                      parley__store_heads_flush(s) == PARLEY_OK
                   ? sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)
                   : SQLITE_ERROR;
     if (src != SQLITE_OK) {
@@ -673,7 +696,9 @@ int parley_store_commit(struct parley_store *s) {
   if (sqlite3_get_autocommit(s->db))
     return parley__store_fail(s, PARLEY_EINVAL, "commit",
                               "no transaction is open");
-  rc = parley__store_heads_flush(s);
+  rc = parley__ob_flush(s);
+  if (rc == PARLEY_OK)
+    rc = parley__store_heads_flush(s);
   if (rc < 0)
     return rc;
   return parley__store_run_simple(s, ST_COMMIT, "commit");
@@ -681,6 +706,7 @@ int parley_store_commit(struct parley_store *s) {
 
 int parley_store_rollback(struct parley_store *s) {
   parley__store_heads_drop(s); /* what they held may be undone */
+  s->ob_stale = 1;
   if (sqlite3_get_autocommit(s->db))
     return PARLEY_OK;
   return parley__store_run_simple(s, ST_ROLLBACK, "rollback");

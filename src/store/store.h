@@ -139,7 +139,10 @@ PARLEY_NODISCARD int parley_store_next_seq(struct parley_store *s,
     PARLEY_NONNULL(1, 2, 3);
 
 /* Outbox.  A row is (message, recipient); adding the same pair twice is a
- * no-op. */
+ * no-op.  Inside a transaction new deliveries are kept as one batch row per
+ * recipient and become rows only if still unacked when due, walked or
+ * expired (store.c); every outbox call below counts and finds them as if
+ * they were rows. */
 PARLEY_NODISCARD int parley_store_outbox_add(struct parley_store *s,
                                              int64_t msg_rowid,
                                              const uint8_t recipient[32],

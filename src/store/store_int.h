@@ -72,6 +72,17 @@
                " LEFT JOIN peers p ON p.pk = o.recipient"                      \
                " WHERE coalesce(p.last_seen, o.created) < ?1)")                \
   X(OB_COUNT, "SELECT count(*) FROM outbox")                                   \
+  X(OB_PUT, "INSERT INTO outbox (msg_rowid, recipient, attempts, next_try,"    \
+            " created) SELECT rowid, ?2, 0, ?3, ?4 FROM messages"              \
+            " WHERE rowid = ?1 ON CONFLICT (recipient, msg_rowid) DO NOTHING") \
+  X(OB_FLOOR, "SELECT coalesce(max(msg_rowid), 0) FROM outbox")                \
+  X(OBB_PUT, "INSERT INTO outbox_batch (recipient, rowids, next_try, created)" \
+             " VALUES (?1, ?2, ?3, ?4)")                                       \
+  X(OBB_DEL, "DELETE FROM outbox_batch WHERE id = ?1")                         \
+  X(OBB_ALL, "SELECT id, recipient, rowids, next_try, created"                 \
+             " FROM outbox_batch ORDER BY id")                                 \
+  X(MSG_ROWID, "SELECT rowid FROM messages"                                    \
+               " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")          \
   X(SUB_ADD, "INSERT INTO subs (topic, created) VALUES (?1, ?2)"               \
              " ON CONFLICT (topic) DO NOTHING")                                \
   X(SUB_DEL, "DELETE FROM subs WHERE topic = ?1")                              \
@@ -157,6 +168,9 @@ enum store_stmt {
 /* This peer's chain head of one channel, as the seqs table has it or as
  * the open transaction advanced it (store_chain.c). */
 struct store_head;
+/* Acknowledged deliveries to one recipient from one transaction, and the
+ * recipient's batches (store_obatch.c). */
+struct ob_batch;
 
 struct parley_store {
   sqlite3 *db;
@@ -169,6 +183,14 @@ struct parley_store {
    * open transaction are written to seqs once, at commit. */
   struct parley_map heads; /* channel -> struct store_head* */
   size_t ndirty;           /* heads advanced in the open transaction */
+  /* Outbox batches (store_obatch.c): by recipient, and all of them oldest
+   * first; ob_left counts their deliveries not acked yet.  ob_stale: a
+   * rollback may have undone what memory says, reload before use. */
+  struct parley_map ob;    /* recipient (32) -> struct ob_rcpt* */
+  struct ob_batch *ob_first, *ob_last;
+  uint64_t ob_left;
+  int64_t ob_floor;        /* highest msg_rowid in outbox rows at load */
+  int ob_stale;
   char errmsg[256];
 };
 
@@ -264,6 +286,56 @@ static inline int bind_text(int src, sqlite3_stmt *st, int i, const char *p,
     return sqlite3_bind_null(st, i);
   return sqlite3_bind_text(st, i, p, (int)n, SQLITE_STATIC);
 }
+
+/* Outbox batches (store_obatch.c).  Each entry point reloads them first
+ * if a rollback left them stale. */
+/* Takes (rowid, recipient) into the recipient's batch of the open
+ * transaction: 1 if taken, 0 if the caller writes an outbox row instead (no
+ * transaction open, or a rowid not above the recipient's latest). */
+PARLEY_NODISCARD int parley__ob_add(struct parley_store *s, int64_t rowid,
+                                    const uint8_t recipient[32],
+                                    int64_t now_ms) PARLEY_NONNULL(1, 3);
+/* Marks (recipient, rowid) acked: 1 if it was in a batch, 0 if not (look in
+ * the outbox table), PARLEY_ENOTFOUND if it was acked already. */
+PARLEY_NODISCARD int parley__ob_ack(struct parley_store *s,
+                                    const uint8_t recipient[32],
+                                    int64_t rowid) PARLEY_NONNULL(1, 2);
+/* 1 if recipient has batches (acks by name must look up the rowid). */
+int parley__ob_has(struct parley_store *s, const uint8_t recipient[32])
+    PARLEY_NONNULL(1, 2);
+/* Turns the unacked deliveries of the matching batches into outbox rows and
+ * drops the batches: those due by now_ms (INT64_MAX: all), those of
+ * recipient (when not NULL), those created before created_before. */
+PARLEY_NODISCARD int parley__ob_expand(struct parley_store *s, int64_t now_ms,
+                                       const uint8_t *recipient,
+                                       int64_t created_before)
+    PARLEY_NONNULL(1);
+/* Deliveries waiting in batches: all, or one recipient's. */
+PARLEY_NODISCARD int parley__ob_left(struct parley_store *s,
+                                     const uint8_t *recipient, uint64_t *n)
+    PARLEY_NONNULL(1, 3);
+/* Writes the open transaction's batches (before COMMIT). */
+PARLEY_NODISCARD int parley__ob_flush(struct parley_store *s)
+    PARLEY_NONNULL(1);
+/* Reads the batch rows into memory (at open). */
+PARLEY_NODISCARD int parley__ob_load(struct parley_store *s)
+    PARLEY_NONNULL(1);
+/* Frees what memory holds of them. */
+void parley__ob_drop(struct parley_store *s) PARLEY_NONNULL(1);
+
+/* The rowids column of outbox_batch: runs of consecutive rowids, each
+ * PARLEY_OB_RUN bytes: the first (int64, little-endian, > 0) and the count
+ * (uint32, little-endian, >= 1); runs ascending, not touching.  At most
+ * PARLEY_OB_BATCH_MAX rowids in all. */
+#define PARLEY_OB_RUN 12u
+#define PARLEY_OB_BATCH_MAX 65536u
+/* Encodes v[0..n) (strictly ascending, > 0).  Returns the bytes written to
+ * out, which needs PARLEY_OB_RUN * n bytes at most. */
+size_t parley__ob_encode(const int64_t *v, size_t n, uint8_t *out);
+/* Decodes b[0..len) into out[0..cap).  OUT: *n.  PARLEY_EPROTO if b is not
+ * a valid encoding, PARLEY_ETOOBIG if it holds more than cap rowids. */
+PARLEY_NODISCARD int parley__ob_decode(const uint8_t *b, size_t len,
+                                       int64_t *out, size_t cap, size_t *n);
 
 /* ---- For tests ---- */
 

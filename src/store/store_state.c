@@ -54,6 +54,9 @@ int parley_store_outbox_add(struct parley_store *s, int64_t msg_rowid,
   struct store_run r;
   int src = SQLITE_OK, rc;
 
+  rc = parley__ob_add(s, msg_rowid, recipient, now_ms);
+  if (rc != 0)
+    return rc < 0 ? rc : PARLEY_OK;
   rc = parley__store_run_start(s, s->stmt[ST_OB_ADD], &r);
   if (rc < 0)
     return rc;
@@ -80,6 +83,20 @@ int parley_store_outbox_ack(struct parley_store *s, const uint8_t recipient[32],
     return parley__store_fail(s, PARLEY_EINVAL, "outbox_ack", "bad channel");
   if (seq > (uint64_t)INT64_MAX)
     return PARLEY_ENOTFOUND;
+  if (parley__ob_has(s, recipient)) {
+    /* It may be in a batch: by its rowid. */
+    int64_t rowid = 0;
+    rc = parley__store_run_start(s, s->stmt[ST_MSG_ROWID], &r);
+    if (rc < 0)
+      return rc;
+    src = bind_blob(src, r.st, 1, publisher, 32);
+    src = bind_text(src, r.st, 2, channel, chlen);
+    src = bind_i64(src, r.st, 3, (int64_t)seq);
+    rc = src != SQLITE_OK ? parley__store_fail_sql(s, src, "outbox_ack")
+                          : parley__store_step_i64(s, &r, "outbox_ack", &rowid);
+    parley__store_run_end(&r);
+    return rc < 0 ? rc : parley_store_outbox_ack_row(s, recipient, rowid);
+  }
   rc = parley__store_run_start(s, s->stmt[ST_OB_ACK], &r);
   if (rc < 0)
     return rc;
@@ -104,6 +121,9 @@ int parley_store_outbox_ack_row(struct parley_store *s,
   int64_t changes = 0;
   int src = SQLITE_OK, rc;
 
+  rc = parley__ob_ack(s, recipient, msg_rowid);
+  if (rc != 0)
+    return rc < 0 ? rc : PARLEY_OK;
   rc = parley__store_run_start(s, s->stmt[ST_OB_ACK_ROW], &r);
   if (rc < 0)
     return rc;
@@ -192,6 +212,9 @@ int parley_store_outbox_due(struct parley_store *s, int64_t now_ms,
   struct store_run r;
   int src = SQLITE_OK, rc;
 
+  rc = parley__ob_expand(s, now_ms, NULL, INT64_MIN);
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_OB_DUE_IDS], &r);
   if (rc < 0)
     return rc;
@@ -214,6 +237,9 @@ int parley_store_outbox_for(struct parley_store *s, const uint8_t recipient[32],
   struct store_run r;
   int src = SQLITE_OK, rc;
 
+  rc = parley__ob_expand(s, INT64_MIN, recipient, INT64_MIN);
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_OB_FOR_IDS], &r);
   if (rc < 0)
     return rc;
@@ -257,6 +283,9 @@ int parley_store_outbox_expire(struct parley_store *s, int64_t cutoff_ms,
   int64_t changes = 0;
   int src, rc;
 
+  rc = parley__ob_expand(s, INT64_MIN, NULL, cutoff_ms);
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_OB_EXPIRE], &r);
   if (rc < 0)
     return rc;
@@ -272,7 +301,14 @@ int parley_store_outbox_expire(struct parley_store *s, int64_t cutoff_ms,
 }
 
 int parley_store_outbox_count(struct parley_store *s, uint64_t *n) {
-  return parley__store_count(s, ST_OB_COUNT, "outbox_count", n);
+  uint64_t batched = 0;
+  int rc = parley__ob_left(s, NULL, &batched);
+
+  if (rc == PARLEY_OK)
+    rc = parley__store_count(s, ST_OB_COUNT, "outbox_count", n);
+  if (rc == PARLEY_OK)
+    *n += batched;
+  return rc;
 }
 
 /* ---- Subscriptions ------------------------------------------------------- */

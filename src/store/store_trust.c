@@ -1,6 +1,5 @@
-/* store_trust.c — keys pinned with `parley trust`, the replay windows of
- * end-to-end direct messages, and per-recipient outbox counts (store.h,
- * schema v3). */
+/* store_trust.c — keys pinned with `parley trust` and the replay windows
+ * of end-to-end direct messages (store.h, schema v3). */
 #include <stdint.h>
 #include <string.h>
 
@@ -182,37 +181,6 @@ int parley_store_replay_put(struct parley_store *s,
 }
 
 /* ---- Outbox per recipient ------------------------------------------------ */
-
-int parley_store_outbox_by_recipient(struct parley_store *s, uint32_t limit,
-                                     parley_store_count_cb cb, void *ctx) {
-  struct store_run r;
-  int src = SQLITE_OK, rc;
-
-  rc = parley__store_run_start(s, s->stmt[ST_OB_BY_RCPT], &r);
-  if (rc < 0)
-    return rc;
-  src = bind_i64(src, r.st, 1, limit > 0 ? (int64_t)limit : -1);
-  if (src != SQLITE_OK) {
-    parley__store_run_end(&r);
-    return parley__store_fail_sql(s, src, "outbox_by_recipient");
-  }
-  while ((src = sqlite3_step(r.st)) == SQLITE_ROW) {
-    const uint8_t *k = sqlite3_column_blob(r.st, 0);
-    int64_t c = sqlite3_column_int64(r.st, 1);
-    if (k == NULL || sqlite3_column_bytes(r.st, 0) != 32) {
-      rc = parley__store_fail(s, PARLEY_ESTORE, "outbox_by_recipient",
-                              "bad recipient column");
-      break;
-    }
-    rc = cb(ctx, k, c < 0 ? 0 : (uint64_t)c);
-    if (rc != 0)
-      break;
-  }
-  if (rc == PARLEY_OK && src != SQLITE_DONE && src != SQLITE_ROW)
-    rc = parley__store_fail_sql(s, src, "outbox_by_recipient");
-  parley__store_run_end(&r);
-  return rc;
-}
 
 /* ---- Private-topic key blobs (schema v4) ---------------------------------- */
 

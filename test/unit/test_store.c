@@ -183,13 +183,13 @@ static struct got run_query(struct parley_store *s,
 static void test_open_migrates_once(void **state) {
   struct fx *f = *state;
 
-  assert_int_equal(parley_store_schema_version(f->s), 6);
-  assert_int_equal(parley__store_schema_latest(), 6);
-  assert_int_equal(parley__store_migrations_applied(f->s), 6);
+  assert_int_equal(parley_store_schema_version(f->s), 7);
+  assert_int_equal(parley__store_schema_latest(), 7);
+  assert_int_equal(parley__store_migrations_applied(f->s), 7);
   put(f->s, 1, "news", 1, 10, 0, "kept across reopen");
   reopen(f);
   assert_int_equal(parley__store_migrations_applied(f->s), 0);
-  assert_int_equal(parley_store_schema_version(f->s), 6);
+  assert_int_equal(parley_store_schema_version(f->s), 7);
   {
     uint64_t n = 0;
     assert_int_equal(parley_store_count_messages(f->s, &n), PARLEY_OK);
@@ -197,7 +197,7 @@ static void test_open_migrates_once(void **state) {
   }
   parley_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 6);
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
   assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x50524c59);
   {
     sqlite3 *db;
@@ -221,14 +221,14 @@ static void test_open_refuses_newer_schema(void **state) {
 
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "PRAGMA user_version = 7");
+  raw_exec(f->path, "PRAGMA user_version = 8");
   before = f->warnings;
   assert_int_equal(parley_store_open(f->path, &f->log, &s2), PARLEY_ESTORE);
   assert_null(s2);
   assert_true(f->warnings > before); /* the refusal was logged */
   /* Nothing was touched: the version is still the newer one. */
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
-  raw_exec(f->path, "PRAGMA user_version = 6");
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 8);
+  raw_exec(f->path, "PRAGMA user_version = 7");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
 }
 
@@ -2030,8 +2030,8 @@ static void test_migrate_v1_to_v2(void **state) {
   snprintf(path, sizeof path, "%s/v1.db", f->dir);
   raw_exec(path, v1_schema);
   assert_int_equal(parley_store_open(path, &f->log, &s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(s), 6);
-  assert_int_equal(parley__store_migrations_applied(s), 5);
+  assert_int_equal(parley_store_schema_version(s), 7);
+  assert_int_equal(parley__store_migrations_applied(s), 6);
   /* The old message is there, without a chain value. */
   memset(&c, 0, sizeof c);
   assert_int_equal(parley_store_get_message(s, zero, "news", 1, see_chain, &c),
@@ -2072,7 +2072,7 @@ static void test_migrate_v1_to_v2(void **state) {
     assert_int_equal(n, 0);
   }
   parley_store_close(s);
-  assert_int_equal(raw_int(path, "PRAGMA user_version"), 6);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), 7);
   assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"
                                  " WHERE name LIKE '%_v6'"
                                  " OR name = 'messages_fts_insert'"

@@ -1,0 +1,530 @@
+/* test_store_obatch.c — the outbox's batches (src/store/store_obatch.c):
+ * deliveries added inside a transaction become one outbox_batch row per
+ * recipient at commit, acks are kept in memory, and what is still unacked
+ * when due, walked or reopened after a crash becomes ordinary outbox rows.
+ * Checked through the store's API and by reading the tables directly. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+
+struct fx {
+  char dir[64];
+  char path[128];
+  struct parley_store *s;
+};
+
+static int setup(void **state) {
+  struct fx *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/parley-ob-XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fx *f = *state;
+  char p[160];
+  parley_store_close(f->s);
+  unlink(f->path);
+  snprintf(p, sizeof p, "%s-wal", f->path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", f->path);
+  unlink(p);
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+static void key(uint8_t k[32], uint8_t v) { memset(k, v, 32); }
+
+/* One count(*)-style integer from the file, read beside the store's own
+ * connection (WAL: sees what was committed). */
+static int64_t raw(const struct fx *f, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t v;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static int64_t put(struct parley_store *s, uint64_t seq) {
+  uint8_t pub[32];
+  struct parley_msg m;
+  int64_t rowid = 0;
+
+  key(pub, 0xA);
+  memset(&m, 0, sizeof m);
+  m.publisher = pub;
+  m.channel = "news";
+  m.channel_len = 4;
+  m.seq = seq;
+  m.ts_ms = (int64_t)seq;
+  m.body = (const uint8_t *)"x";
+  m.body_len = 1;
+  m.outgoing = 1;
+  assert_int_equal(parley_store_put_message(s, &m, &rowid), PARLEY_OK);
+  return rowid;
+}
+
+static uint64_t count(struct parley_store *s) {
+  uint64_t n = 0;
+  assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
+  return n;
+}
+
+/* What a walk delivered. */
+struct walk {
+  int n;
+  int64_t rowid[16];
+  uint8_t rcpt[16];
+  int64_t next_try[16];
+};
+
+static int on_entry(void *ctx, const struct parley_outbox_entry *e,
+                    const struct parley_msg *m) {
+  struct walk *w = ctx;
+  assert_int_equal(e->msg_rowid, m->rowid);
+  if (w->n < 16) {
+    w->rowid[w->n] = e->msg_rowid;
+    w->rcpt[w->n] = e->recipient[0];
+    w->next_try[w->n] = e->next_try_ms;
+  }
+  w->n++;
+  return 0;
+}
+
+/* ---- The rowids column ------------------------------------------------------ */
+
+static void test_codec_round_trip(void **state) {
+  const int64_t v[] = {5, 6, 7, 9, 20, 21, INT64_MAX - 1, INT64_MAX};
+  int64_t out[16];
+  uint8_t b[16 * PARLEY_OB_RUN];
+  size_t len, n = 0;
+  (void)state;
+
+  len = parley__ob_encode(v, 8, b);
+  assert_int_equal(len, 4 * PARLEY_OB_RUN); /* 5-7, 9, 20-21, the top two */
+  assert_int_equal(parley__ob_decode(b, len, out, 16, &n), PARLEY_OK);
+  assert_int_equal(n, 8);
+  assert_memory_equal(out, v, sizeof v);
+  /* One rowid, and none at all. */
+  len = parley__ob_encode(v + 3, 1, b);
+  assert_int_equal(parley__ob_decode(b, len, out, 16, &n), PARLEY_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(out[0], 9);
+  assert_int_equal(parley__ob_encode(v, 0, b), 0);
+  assert_int_equal(parley__ob_decode(b, 0, out, 16, &n), PARLEY_OK);
+  assert_int_equal(n, 0);
+  /* More than the caller has room for. */
+  len = parley__ob_encode(v, 8, b);
+  assert_int_equal(parley__ob_decode(b, len, out, 7, &n), PARLEY_ETOOBIG);
+}
+
+static void run(uint8_t *b, uint64_t first, uint32_t count) {
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(first >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    b[8 + i] = (uint8_t)(count >> (8 * i));
+}
+
+static void test_codec_rejects(void **state) {
+  uint8_t b[3 * PARLEY_OB_RUN];
+  int64_t out[64];
+  size_t n = 99;
+  (void)state;
+
+  run(b, 10, 2);
+  assert_int_equal(parley__ob_decode(b, PARLEY_OB_RUN - 1, out, 64, &n),
+                   PARLEY_EPROTO); /* a partial run */
+  assert_int_equal(n, 0);
+  run(b, 10, 0); /* an empty run */
+  assert_int_equal(parley__ob_decode(b, PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b, 0, 1); /* rowid 0 */
+  assert_int_equal(parley__ob_decode(b, PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b, (uint64_t)INT64_MAX, 2); /* past the largest rowid */
+  assert_int_equal(parley__ob_decode(b, PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b, UINT64_MAX, 1); /* negative as a rowid */
+  assert_int_equal(parley__ob_decode(b, PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b, 10, 2);
+  run(b + PARLEY_OB_RUN, 12, 1); /* touches 10-11: would have been merged */
+  assert_int_equal(parley__ob_decode(b, 2 * PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b + PARLEY_OB_RUN, 5, 1); /* descending */
+  assert_int_equal(parley__ob_decode(b, 2 * PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_EPROTO);
+  run(b + PARLEY_OB_RUN, 13, 1);
+  assert_int_equal(parley__ob_decode(b, 2 * PARLEY_OB_RUN, out, 64, &n),
+                   PARLEY_OK);
+  assert_int_equal(n, 3);
+}
+
+/* ---- Batches ------------------------------------------------------------------- */
+
+static void test_one_row_per_recipient(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32], b[32];
+  int64_t r[4];
+
+  key(a, 1);
+  key(b, 2);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  for (int i = 0; i < 4; i++) {
+    r[i] = put(f->s, (uint64_t)i + 1);
+    assert_int_equal(parley_store_outbox_add(f->s, r[i], a, 1000), PARLEY_OK);
+    if (i % 2 == 0)
+      assert_int_equal(parley_store_outbox_add(f->s, r[i], b, 1000),
+                       PARLEY_OK);
+  }
+  assert_int_equal(count(f->s), 6);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 2);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 0);
+  /* a's four rowids are one run. */
+  assert_int_equal(raw(f, "SELECT length(rowids) FROM outbox_batch"
+                          " WHERE recipient = x'0101010101010101010101010101"
+                          "010101010101010101010101010101010101'"),
+                   PARLEY_OB_RUN);
+  assert_int_equal(count(f->s), 6);
+
+  /* Acks are kept in memory; the row goes with the last one. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[i]), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]),
+                   PARLEY_ENOTFOUND); /* twice */
+  assert_int_equal(parley_store_outbox_ack_row(f->s, b, r[1]),
+                   PARLEY_ENOTFOUND); /* never sent to b */
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(count(f->s), 2);
+  /* By name as well (a publish that ended before its ack came). */
+  {
+    uint8_t pub[32];
+    key(pub, 0xA);
+    assert_int_equal(parley_store_outbox_ack(f->s, b, pub, "news", 1),
+                     PARLEY_OK);
+    assert_int_equal(parley_store_outbox_ack(f->s, b, pub, "news", 1),
+                     PARLEY_ENOTFOUND);
+    assert_int_equal(parley_store_outbox_ack(f->s, b, pub, "news", 99),
+                     PARLEY_ENOTFOUND);
+    assert_int_equal(parley_store_outbox_ack(f->s, b, pub, "news", 3),
+                     PARLEY_OK);
+  }
+  assert_int_equal(count(f->s), 0);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+}
+
+static void test_acked_before_commit_never_written(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r = put(f->s, 1);
+  assert_int_equal(parley_store_outbox_add(f->s, r, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(count(f->s), 0);
+}
+
+static void test_due_becomes_rows(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r[3];
+  struct walk w;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  for (int i = 0; i < 3; i++) {
+    r[i] = put(f->s, (uint64_t)i + 1);
+    assert_int_equal(parley_store_outbox_add(f->s, r[i], a, 1000), PARLEY_OK);
+  }
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[1]), PARLEY_OK);
+  /* Not due yet: nothing walked, still a batch. */
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_store_outbox_due(f->s, 999, 0, on_entry, &w),
+                   PARLEY_OK);
+  assert_int_equal(w.n, 0);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  /* Due: the two unacked ones are outbox rows now, the batch is gone. */
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_store_outbox_due(f->s, 1000, 0, on_entry, &w),
+                   PARLEY_OK);
+  assert_int_equal(w.n, 2);
+  assert_int_equal(w.rowid[0], r[0]);
+  assert_int_equal(w.rowid[1], r[2]);
+  assert_int_equal(w.next_try[0], 1000);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 2);
+  assert_int_equal(count(f->s), 2);
+  /* From here they are ordinary rows. */
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]),
+                   PARLEY_ENOTFOUND);
+  assert_int_equal(count(f->s), 1);
+}
+
+static void test_walk_for_recipient(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32], b[32];
+  int64_t r;
+  struct walk w;
+
+  key(a, 1);
+  key(b, 2);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r = put(f->s, 1);
+  assert_int_equal(parley_store_outbox_add(f->s, r, a, 5000), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r, b, 5000), PARLEY_OK);
+  /* Inside the same transaction, before the batch was ever written. */
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_store_outbox_for(f->s, a, on_entry, &w), PARLEY_OK);
+  assert_int_equal(w.n, 1);
+  assert_int_equal(w.rcpt[0], 1);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 1);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1); /* b's */
+  assert_int_equal(count(f->s), 2);
+}
+
+static void test_crash_resends_everything_unacked(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r[3], more;
+  struct walk w;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  for (int i = 0; i < 3; i++) {
+    r[i] = put(f->s, (uint64_t)i + 1);
+    assert_int_equal(parley_store_outbox_add(f->s, r[i], a, 1000), PARLEY_OK);
+  }
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  /* An ack held only in memory is forgotten by a restart: that delivery
+   * is sent again (at least once; the recipient drops the duplicate). */
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]), PARLEY_OK);
+  parley_store_close(f->s);
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  assert_int_equal(count(f->s), 3);
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_store_outbox_for(f->s, a, on_entry, &w), PARLEY_OK);
+  assert_int_equal(w.n, 3);
+  /* New deliveries are batched again after the reopened ones. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  more = put(f->s, 4);
+  assert_int_equal(parley_store_outbox_add(f->s, more, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(count(f->s), 4);
+}
+
+static void test_rollback_forgets(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r1, r2, again;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r1 = put(f->s, 1);
+  assert_int_equal(parley_store_outbox_add(f->s, r1, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  /* A transaction that acks r1, adds r2, and is rolled back. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r2 = put(f->s, 2);
+  assert_int_equal(parley_store_outbox_add(f->s, r2, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r1), PARLEY_OK);
+  assert_int_equal(count(f->s), 1);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  /* As committed: r1 waiting, r2 never existed. */
+  assert_int_equal(count(f->s), 1);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  /* The rolled-back rowid is used again, and batched. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  again = put(f->s, 2);
+  assert_int_equal(again, r2);
+  assert_int_equal(parley_store_outbox_add(f->s, again, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_ack_row(f->s, a, r1), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(count(f->s), 1);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 0);
+}
+
+static void test_outside_transaction_and_repeats(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r1, r2;
+
+  key(a, 1);
+  r1 = put(f->s, 1);
+  r2 = put(f->s, 2);
+  /* No transaction: an outbox row straight away. */
+  assert_int_equal(parley_store_outbox_add(f->s, r2, a, 1000), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 1);
+  /* In one, a rowid not above the recipient's latest is a row too, and a
+   * pair added twice is still one delivery. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r1, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r2, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 2);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(count(f->s), 2);
+}
+
+static void test_damaged_row_skipped(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  int64_t r;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r = put(f->s, 1);
+  assert_int_equal(parley_store_outbox_add(f->s, r, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  parley_store_close(f->s);
+  f->s = NULL;
+  {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE outbox_batch SET rowids = x'0102';"
+                                  "INSERT INTO outbox_batch (recipient, rowids,"
+                                  " next_try, created) VALUES (zeroblob(32),"
+                                  " x'', 0, 0);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+  }
+  /* Opens; the damaged rows are left alone, nothing else is lost. */
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  assert_int_equal(count(f->s), 0);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 2);
+  assert_int_equal(raw(f, "SELECT count(*) FROM messages"), 1);
+}
+
+static void test_expire_sees_batches(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32];
+  uint64_t dropped = 0;
+  int64_t r;
+
+  key(a, 1);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  r = put(f->s, 1);
+  assert_int_equal(parley_store_outbox_add(f->s, r, a, 1000), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  /* a was never seen: its deliveries older than the cutoff go. */
+  assert_int_equal(parley_store_outbox_expire(f->s, 1000, &dropped),
+                   PARLEY_OK);
+  assert_int_equal(dropped, 0);
+  assert_int_equal(parley_store_outbox_expire(f->s, 1001, &dropped),
+                   PARLEY_OK);
+  assert_int_equal(dropped, 1);
+  assert_int_equal(count(f->s), 0);
+  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+}
+
+struct counts {
+  int n;
+  uint8_t k[4];
+  uint64_t c[4];
+};
+
+static int on_count(void *ctx, const uint8_t key[32], uint64_t n) {
+  struct counts *c = ctx;
+  if (c->n < 4) {
+    c->k[c->n] = key[0];
+    c->c[c->n] = n;
+  }
+  c->n++;
+  return 0;
+}
+
+static void test_by_recipient_adds_batches(void **state) {
+  struct fx *f = *state;
+  uint8_t a[32], b[32], c[32];
+  int64_t r[4];
+  struct counts got;
+
+  key(a, 1);
+  key(b, 2);
+  key(c, 3);
+  for (int i = 0; i < 4; i++)
+    r[i] = put(f->s, (uint64_t)i + 1);
+  /* Rows: a 2, b 1.  Batches: b 3 more, c 1. */
+  assert_int_equal(parley_store_outbox_add(f->s, r[0], a, 1), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r[1], a, 1), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r[0], b, 1), PARLEY_OK);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  for (int i = 1; i < 4; i++)
+    assert_int_equal(parley_store_outbox_add(f->s, r[i], b, 1), PARLEY_OK);
+  assert_int_equal(parley_store_outbox_add(f->s, r[3], c, 1), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  memset(&got, 0, sizeof got);
+  assert_int_equal(parley_store_outbox_by_recipient(f->s, 0, on_count, &got),
+                   PARLEY_OK);
+  assert_int_equal(got.n, 3);
+  assert_int_equal(got.k[0], 2);
+  assert_int_equal(got.c[0], 4);
+  assert_int_equal(got.k[1], 1);
+  assert_int_equal(got.c[1], 2);
+  assert_int_equal(got.k[2], 3);
+  assert_int_equal(got.c[2], 1);
+  memset(&got, 0, sizeof got);
+  assert_int_equal(parley_store_outbox_by_recipient(f->s, 1, on_count, &got),
+                   PARLEY_OK);
+  assert_int_equal(got.n, 1);
+  assert_int_equal(got.k[0], 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_codec_round_trip),
+      cmocka_unit_test(test_codec_rejects),
+      cmocka_unit_test_setup_teardown(test_one_row_per_recipient, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_acked_before_commit_never_written,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_due_becomes_rows, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_walk_for_recipient, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_crash_resends_everything_unacked,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rollback_forgets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_outside_transaction_and_repeats,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_damaged_row_skipped, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_expire_sees_batches, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_by_recipient_adds_batches, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
