@@ -35,10 +35,12 @@ A count whose links do not fit the file-descriptor limit (each of the
 index and the load generator needs one per link; this script raises its
 soft limit to the hard limit, and the children inherit it) is run in
 single and cluster mode at the largest count that fits instead, and said
-so.  Prints one table per mode, the per-peer slopes, and an estimate for
-N connected peers where N did not fit: the drop run's RSS per peer at N
-plus the per-link cost (single minus drop, per peer, at the largest count
-both ran).
+so.  Prints one table per mode, the per-peer slopes, an estimate for
+N connected peers where N did not fit (the drop run's RSS per peer at N
+plus the per-link cost: single minus drop, per peer, at the largest count
+both ran), and the physical limit of registrations with a new link each:
+plain TCP connections with the same two round trips and no encryption
+(bench/conn_tcp.c).
 
   python3 bench/index_scale.py [--bin ./build] [--peers 10000,100000]
                                [--concurrency 64] [--hold 8] [--rereg 5]
@@ -400,7 +402,37 @@ def main():
         results[mode] = rows
         report(mode, rows)
     estimate(results, wanted, cap)
+    tcp_limit()
     return 0
+
+
+def tcp_limit():
+    """The physical limit row: plain TCP on loopback, a new connection with
+    the two round trips of a registration each, at the load generator's
+    concurrency, no encryption (bench/conn_tcp.c).  Median of 3 runs of
+    20 000 connections (more from one source address would run into
+    TIME_WAIT ports)."""
+    prog = os.path.join(h.BIN, "conn_tcp")
+    if not os.access(prog, os.X_OK):
+        print("\n(no conn_tcp in %s: no TCP limit row)" % h.BIN)
+        return
+    rates = []
+    for _ in range(3):
+        out = subprocess.run([prog, "--conns", "20000", "--concurrency",
+                              str(ARGS.concurrency), "--rounds", "2"],
+                             capture_output=True, text=True, timeout=300)
+        m = re.search(r"rate=([0-9.]+)", out.stdout)
+        if out.returncode != 0 or not m:
+            print("\nconn_tcp failed (exit %d): %s" % (
+                out.returncode, (out.stdout + out.stderr).strip()[-300:]))
+            return
+        rates.append(float(m.group(1)))
+        time.sleep(2)  # let the previous run's TIME_WAIT ports age a little
+    rates.sort()
+    print("\nphysical limit, plain TCP (conn_tcp: new connection, 2 round "
+          "trips, close; concurrency %d): median %.0f connections/s "
+          "(runs %s)" % (ARGS.concurrency, rates[1],
+                         ", ".join("%.0f" % r for r in rates)))
 
 
 if __name__ == "__main__":

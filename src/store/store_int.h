@@ -310,10 +310,9 @@ PARLEY_NODISCARD int parley__ob_expand(struct parley_store *s, int64_t now_ms,
                                        const uint8_t *recipient,
                                        int64_t created_before)
     PARLEY_NONNULL(1);
-/* Deliveries waiting in batches: all, or one recipient's. */
-PARLEY_NODISCARD int parley__ob_left(struct parley_store *s,
-                                     const uint8_t *recipient, uint64_t *n)
-    PARLEY_NONNULL(1, 3);
+/* Deliveries waiting in batches. */
+PARLEY_NODISCARD int parley__ob_left(struct parley_store *s, uint64_t *n)
+    PARLEY_NONNULL(1, 2);
 /* Writes the open transaction's batches (before COMMIT). */
 PARLEY_NODISCARD int parley__ob_flush(struct parley_store *s)
     PARLEY_NONNULL(1);

@@ -462,20 +462,11 @@ int parley__ob_expand(struct parley_store *s, int64_t now_ms,
   return rc;
 }
 
-int parley__ob_left(struct parley_store *s, const uint8_t *recipient,
-                    uint64_t *n) {
-  struct ob_rcpt *r;
+int parley__ob_left(struct parley_store *s, uint64_t *n) {
   int rc = ready(s);
 
-  *n = 0;
-  if (rc < 0)
-    return rc;
-  if (recipient == NULL) {
-    *n = s->ob_left;
-  } else if ((r = rcpt_get(s, recipient, 0)) != NULL) {
-    *n = r->left;
-  }
-  return PARLEY_OK;
+  *n = rc == PARLEY_OK ? s->ob_left : 0;
+  return rc;
 }
 
 int parley__ob_flush(struct parley_store *s) {

@@ -302,7 +302,7 @@ int parley_store_outbox_expire(struct parley_store *s, int64_t cutoff_ms,
 
 int parley_store_outbox_count(struct parley_store *s, uint64_t *n) {
   uint64_t batched = 0;
-  int rc = parley__ob_left(s, NULL, &batched);
+  int rc = parley__ob_left(s, &batched);
 
   if (rc == PARLEY_OK)
     rc = parley__store_count(s, ST_OB_COUNT, "outbox_count", n);
