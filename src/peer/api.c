@@ -455,8 +455,10 @@ void parley__api_publish_result(struct parley_node *n, struct ackwait *w,
   json_t *o = json_object();
   unsigned status = 200;
   int all = w->nacked == w->nsubs;
+  char id[MSG_ID_HEX];
 
-  json_object_set_new(o, "id", json_string(w->id));
+  parley__msg_id(n->id.pk, w->channel, w->seq, id);
+  json_object_set_new(o, "id", json_string(id));
   json_object_set_new(o, "seq", json_integer((json_int_t)w->seq));
   if (w->direct) {
     json_object_set_new(o, "to", json_string(w->channel + 1));

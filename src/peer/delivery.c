@@ -210,30 +210,29 @@ void parley__outbox_kick_peer(struct parley_node *n, struct rpeer *p) {
 
 /* ---- publish ----------------------------------------------------------- */
 
-static void ackwait_free(struct ackwait *w) {
-  parley_free(w->subs);
-  parley_free(w->acked);
-  parley_free(w->refused);
-  parley_free(w->status);
-  parley_free(w->lat_ms);
-  parley_free(w);
-}
+static void ackwait_free(struct ackwait *w) { parley_free(w); }
 
+/* One allocation: the struct, then its per-subscriber arrays, widest
+ * element first so that each stays aligned. */
 static struct ackwait *ackwait_new(uint32_t nrcpt) {
-  struct ackwait *w = parley_calloc(1, sizeof *w);
   size_t k = nrcpt ? nrcpt : 1;
+  struct ackwait *w;
+  uint8_t *p;
 
+  if (k > (SIZE_MAX - sizeof *w) / (32 + 4 + 2 + 1 + 1))
+    return NULL;
+  w = parley_calloc(1, sizeof *w + k * (32 + 4 + 2 + 1 + 1));
   if (w == NULL)
     return NULL;
-  w->subs = parley_calloc(k, 32);
-  w->acked = parley_calloc(k, 1);
-  w->refused = parley_calloc(k, 1);
-  w->status = parley_calloc(k, sizeof *w->status);
-  w->lat_ms = parley_calloc(k, sizeof *w->lat_ms);
-  if (!w->subs || !w->acked || !w->refused || !w->status || !w->lat_ms) {
-    ackwait_free(w);
-    return NULL;
-  }
+  p = (uint8_t *)(w + 1);
+  w->lat_ms = (uint32_t *)p;
+  p += k * sizeof *w->lat_ms;
+  w->status = (uint16_t *)p;
+  p += k * sizeof *w->status;
+  w->subs = (uint8_t(*)[32])p;
+  p += k * 32;
+  w->acked = p;
+  w->refused = p + k;
   return w;
 }
 
@@ -404,7 +403,6 @@ static int do_publish(struct parley_node *n, struct parley_http_req *req,
   w->nsubs = nrcpt;
   w->started_ms = parley_mono_ms();
   w->deadline_ms = w->started_ms + timeout_ms;
-  parley__msg_id(n->id.pk, channel, seq, w->id);
 
   for (uint32_t i = 0; i < nrcpt; i++) {
     struct rpeer *p = rcpt[i];
@@ -573,7 +571,6 @@ static int publish_ephemeral(struct parley_node *n,
     snprintf(w->channel, sizeof w->channel, "%s", r->topic);
     w->seq = seq;
     w->nsubs = k;
-    parley__msg_id(n->id.pk, r->topic, seq, w->id);
     finish(n, w, 0);
   } else if (cb != NULL) {
     cb(cb_ctx, PARLEY_OK, k, 0, 0);

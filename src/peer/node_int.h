@@ -125,7 +125,6 @@ struct ackwait {
   char channel[CHANNEL_MAX];
   uint64_t seq;
   int64_t rowid;           /* the stored message, for the outbox acks */
-  char id[MSG_ID_HEX];
   int direct;
   int ack_mode;
   uint8_t (*subs)[32];     /* every subscriber at publish time */
