@@ -66,10 +66,10 @@ static int64_t raw(const struct fx *f, const char *sql) {
   return v;
 }
 
-static int64_t put(struct parley_store *s, uint64_t seq) {
+/* Stores our message seq on "news".  OUT: *rowid. */
+static int put_msg(struct parley_store *s, uint64_t seq, int64_t *rowid) {
   uint8_t pub[32];
   struct parley_msg m;
-  int64_t rowid = 0;
 
   key(pub, 0xA);
   memset(&m, 0, sizeof m);
@@ -81,7 +81,12 @@ static int64_t put(struct parley_store *s, uint64_t seq) {
   m.body = (const uint8_t *)"x";
   m.body_len = 1;
   m.outgoing = 1;
-  assert_int_equal(parley_store_put_message(s, &m, &rowid), PARLEY_OK);
+  return parley_store_put_message(s, &m, rowid);
+}
+
+static int64_t put(struct parley_store *s, uint64_t seq) {
+  int64_t rowid = 0;
+  assert_int_equal(put_msg(s, seq, &rowid), PARLEY_OK);
   return rowid;
 }
 
@@ -525,18 +530,7 @@ static void round_of_work(struct parley_store *s, uint64_t seq0) {
   if (parley_store_begin(s) != PARLEY_OK)
     return;
   for (int i = 0; i < 3; i++) {
-    uint8_t pub[32];
-    struct parley_msg m;
-    key(pub, 0xA);
-    memset(&m, 0, sizeof m);
-    m.publisher = pub;
-    m.channel = "news";
-    m.channel_len = 4;
-    m.seq = seq0 + (uint64_t)i;
-    m.body = (const uint8_t *)"x";
-    m.body_len = 1;
-    m.outgoing = 1;
-    if (parley_store_put_message(s, &m, &r[i]) != PARLEY_OK)
+    if (put_msg(s, seq0 + (uint64_t)i, &r[i]) != PARLEY_OK)
       continue;
     (void)!parley_store_outbox_add(s, r[i], a, 1000);
     (void)!parley_store_outbox_add(s, r[i], b, 1000);
