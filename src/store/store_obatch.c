@@ -238,35 +238,35 @@ static int load_row(struct parley_store *s, sqlite3_stmt *st,
 
 int parley__ob_load(struct parley_store *s) {
   struct store_run r;
-  int64_t *scratch, floor = 0;
-  int src, rc;
+  int64_t *scratch = NULL, floor = 0;
+  int src = SQLITE_DONE, rc;
 
   parley__ob_drop(s);
-  s->ob_stale = 0;
+  /* Until this succeeds, the next outbox call tries again. */
+  s->ob_stale = 1;
   rc = parley__store_run_start(s, s->stmt[ST_OB_FLOOR], &r);
-  if (rc < 0)
-    return rc;
-  rc = parley__store_step_i64(s, &r, "outbox load", &floor);
-  parley__store_run_end(&r);
-  if (rc < 0)
-    return rc;
-  s->ob_floor = floor;
-  scratch = parley_malloc(PARLEY_OB_BATCH_MAX * sizeof *scratch);
-  if (scratch == NULL)
-    return PARLEY_ENOMEM;
-  rc = parley__store_run_start(s, s->stmt[ST_OBB_ALL], &r);
   if (rc == PARLEY_OK) {
-    while ((src = sqlite3_step(r.st)) == SQLITE_ROW && rc == PARLEY_OK)
+    rc = parley__store_step_i64(s, &r, "outbox load", &floor);
+    parley__store_run_end(&r);
+  }
+  if (rc == PARLEY_OK) {
+    s->ob_floor = floor;
+    scratch = parley_malloc(PARLEY_OB_BATCH_MAX * sizeof *scratch);
+    rc = scratch != NULL ? parley__store_run_start(s, s->stmt[ST_OBB_ALL], &r)
+                         : PARLEY_ENOMEM;
+  }
+  if (rc == PARLEY_OK) {
+    while (rc == PARLEY_OK && (src = sqlite3_step(r.st)) == SQLITE_ROW)
       rc = load_row(s, r.st, scratch);
     if (rc == PARLEY_OK && src != SQLITE_DONE)
       rc = parley__store_fail_sql(s, src, "outbox load");
     parley__store_run_end(&r);
   }
   parley_free(scratch);
-  if (rc < 0) {
+  if (rc < 0)
     parley__ob_drop(s);
-    s->ob_stale = 1; /* tried again by the next outbox call */
-  }
+  else
+    s->ob_stale = 0;
   return rc;
 }
 
