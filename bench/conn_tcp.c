@@ -202,18 +202,19 @@ int main(int argc, char **argv) {
   char go;
   double t0, secs;
 
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--conns") == 0)
-      o.conns = (unsigned)arg_num(argv[i + 1], 100000000);
-    else if (strcmp(argv[i], "--concurrency") == 0)
-      o.concurrency = (unsigned)arg_num(argv[i + 1], 10000);
-    else if (strcmp(argv[i], "--rounds") == 0)
-      o.rounds = (unsigned)arg_num(argv[i + 1], 100);
-    else if (strcmp(argv[i], "--req") == 0)
-      o.req = arg_num(argv[i + 1], sizeof buf_out);
-    else if (strcmp(argv[i], "--rep") == 0)
-      o.rep = arg_num(argv[i + 1], sizeof buf_out);
-    else {
+  for (int i = 1; i < argc; i += 2) {
+    const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+    if (val != NULL && strcmp(opt, "--conns") == 0) {
+      o.conns = (unsigned)arg_num(val, 100000000);
+    } else if (val != NULL && strcmp(opt, "--concurrency") == 0) {
+      o.concurrency = (unsigned)arg_num(val, 10000);
+    } else if (val != NULL && strcmp(opt, "--rounds") == 0) {
+      o.rounds = (unsigned)arg_num(val, 100);
+    } else if (val != NULL && strcmp(opt, "--req") == 0) {
+      o.req = arg_num(val, sizeof buf_out);
+    } else if (val != NULL && strcmp(opt, "--rep") == 0) {
+      o.rep = arg_num(val, sizeof buf_out);
+    } else {
       fprintf(stderr, "usage: conn_tcp [--conns N] [--concurrency C] "
                       "[--rounds K] [--req BYTES] [--rep BYTES]\n");
       return 2;

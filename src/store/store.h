@@ -411,8 +411,9 @@ PARLEY_NODISCARD int parley_store_replay_put(struct parley_store *s,
                                              uint64_t top, uint64_t seen)
     PARLEY_NONNULL(1, 2, 3);
 
-/* The recipients with the most outbox rows, most first (ties by key), at
- * most limit of them (0 = all): cb(ctx, recipient, rows). */
+/* The recipients with the most outbox rows (batched deliveries included),
+ * most first (ties by key), at most limit of them (0 = all):
+ * cb(ctx, recipient, rows). */
 PARLEY_NODISCARD int parley_store_outbox_by_recipient(
     struct parley_store *s, uint32_t limit, parley_store_count_cb cb,
     void *ctx) PARLEY_NONNULL(1, 3);

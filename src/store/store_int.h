@@ -144,8 +144,7 @@
   X(REPLAY_PUT, "INSERT INTO e2e_replay (publisher, channel, top, seen)"       \
                 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (publisher, channel)"    \
                 " DO UPDATE SET top = excluded.top, seen = excluded.seen")     \
-  X(OB_BY_RCPT, "SELECT recipient, count(*) AS c FROM outbox"                  \
-                " GROUP BY recipient ORDER BY c DESC, recipient LIMIT ?1")    \
+  X(OB_BY_RCPT, "SELECT recipient, count(*) FROM outbox GROUP BY recipient")  \
   X(TKEY_PUT, "INSERT INTO topic_keys (topic, epoch, blob, stored)"            \
               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic, epoch)"            \
               " DO UPDATE SET blob = excluded.blob, stored = excluded.stored") \

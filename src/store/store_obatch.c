@@ -528,16 +528,16 @@ int parley_store_outbox_by_recipient(struct parley_store *s, uint32_t limit,
   struct rcount *v = NULL;
   size_t len = 0, cap = 0;
   struct store_run r;
-  int src = SQLITE_OK, rc = ready(s);
+  int src, rc = ready(s);
 
   if (rc < 0)
     return rc;
+  /* Every recipient's rows (a batch may lift one past the limit), then
+   * the batches, then the order and the limit. */
   rc = parley__store_run_start(s, s->stmt[ST_OB_BY_RCPT], &r);
   if (rc < 0)
     return rc;
-  /* Every recipient: a batch may lift one past the limit. */
-  src = bind_i64(src, r.st, 1, -1);
-  while (src == SQLITE_OK && (src = sqlite3_step(r.st)) == SQLITE_ROW) {
+  while ((src = sqlite3_step(r.st)) == SQLITE_ROW) {
     const uint8_t *k = sqlite3_column_blob(r.st, 0);
     int64_t c = sqlite3_column_int64(r.st, 1);
     struct ob_rcpt *o;
@@ -553,7 +553,6 @@ int parley_store_outbox_by_recipient(struct parley_store *s, uint32_t limit,
                     (c < 0 ? 0 : (uint64_t)c) + (o ? o->left : 0));
     if (rc < 0)
       break;
-    src = SQLITE_OK;
   }
   if (rc == PARLEY_OK && src != SQLITE_DONE)
     rc = parley__store_fail_sql(s, src, "outbox_by_recipient");

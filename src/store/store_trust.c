@@ -180,8 +180,6 @@ int parley_store_replay_put(struct parley_store *s,
   return rc;
 }
 
-/* ---- Outbox per recipient ------------------------------------------------ */
-
 /* ---- Private-topic key blobs (schema v4) ---------------------------------- */
 
 int parley_store_topic_key_put(struct parley_store *s, const char *topic,
