@@ -12,38 +12,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
-
-struct fx {
-  char dir[64];
-  char path[128];
-  struct parley_store *s;
-};
-
-static int setup(void **state) {
-  struct fx *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/parley-st-XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct fx *f = *state;
-  char p[160];
-  parley_store_close(f->s);
-  unlink(f->path);
-  snprintf(p, sizeof p, "%s-wal", f->path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", f->path);
-  unlink(p);
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
-
-static void key(uint8_t k[32], uint8_t v) { memset(k, v, 32); }
+#include "store_fixture.h"
 
 struct pins {
   int n;
