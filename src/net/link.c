@@ -348,6 +348,7 @@ static void link_handle_closed(uv_handle_t *h) {
   link_hs_free(l);
   parley_session_wipe(&l->sess);
   parley_free(l->remote_strs);
+  parley_free(l->last);
   parley_free(l);
   net->n_handles--;
   net_maybe_free(net);

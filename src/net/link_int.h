@@ -137,6 +137,20 @@ struct parley_link {
   uint8_t remote_addr_off; /* the address starts at remote_strs + this */
   char peername[PARLEY_NET_PEERNAME];
   char remote_ip[PARLEY_NET_IPLEN]; /* peername without the port */
+  /* The last MSG each way, for MSG_NEXT (link_io.c); allocated by the
+   * first MSG, so links that carry none (an index's) do not pay for it. */
+  struct parley_link_last *last;
+};
+
+/* A MSG's position: what a MSG_NEXT after it leaves out. */
+struct parley_link_pos {
+  uint64_t seq, ts_ms;
+  uint8_t ch_len; /* 0: no MSG yet */
+  char ch[PARLEY_MAX_TOPIC];
+};
+
+struct parley_link_last {
+  struct parley_link_pos tx, rx;
 };
 
 struct parley_listener {

@@ -220,7 +220,9 @@ static int flush_with(struct parley_link *l, const uint8_t *pre,
 
 int parley__link_flush(struct parley_link *l) { return flush_with(l, NULL, 0); }
 
-int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
+/* Encodes f onto l's output queue.  Not internal: held to the remote's
+ * max_frame and to max_sendq. */
+static int queue_frame(struct parley_link *l, const struct parley_frame *f,
                        int internal) {
   size_t size = parley_wire_encoded_size(f), written;
   uint32_t limit;
@@ -252,6 +254,121 @@ int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
   l->net->stats.frames_out++;
   parley__link_flush_mark(l);
   return PARLEY_OK;
+}
+
+/* ---- MSG_NEXT ------------------------------------------------------------ */
+
+_Static_assert(PARLEY_MAX_TOPIC >= 255, "a str8 channel fits parley_link_pos");
+
+/* Remembers m as the last MSG one way.  m's channel has been through the
+ * codec, so it is at most 255 bytes. */
+static void pos_set(struct parley_link_pos *pos, const struct parley_frame *m) {
+  size_t len = m->u.msg.channel.len;
+
+  pos->seq = m->u.msg.seq;
+  pos->ts_ms = m->u.msg.ts_ms;
+  if (len != pos->ch_len || memcmp(pos->ch, m->u.msg.channel.ptr, len) != 0) {
+    memcpy(pos->ch, m->u.msg.channel.ptr, len);
+    pos->ch_len = (uint8_t)len;
+  }
+}
+
+/* Whether the MSG m can go as MSG_NEXT: the remote takes it, m is BRIEF,
+ * on the channel of the last MSG sent, with the very next seq, and at most
+ * 65535 ms later. */
+static int msg_follows(const struct parley_link *l,
+                       const struct parley_frame *m) {
+  const struct parley_link_pos *tx = &l->last->tx;
+
+  return (l->remote_caps & PARLEY_CAP_NEXT) &&
+         (m->u.msg.flags & PARLEY_MSG_BRIEF) && tx->ch_len != 0 &&
+         tx->seq != UINT64_MAX && m->u.msg.seq == tx->seq + 1 &&
+         m->u.msg.ts_ms >= tx->ts_ms &&
+         m->u.msg.ts_ms - tx->ts_ms <= UINT16_MAX &&
+         m->u.msg.channel.len == tx->ch_len &&
+         memcmp(m->u.msg.channel.ptr, tx->ch, tx->ch_len) == 0;
+}
+
+/* A MSG goes as MSG_NEXT when it follows the last one sent; either way,
+ * once queued it is the last one.  Without memory for that state the MSG
+ * goes whole and no MSG_NEXT is ever sent on l. */
+static int queue_msg(struct parley_link *l, const struct parley_frame *m,
+                     int internal) {
+  struct parley_frame nx;
+  int rc;
+
+  if (l->last == NULL) {
+    l->last = parley_calloc(1, sizeof *l->last);
+    if (l->last == NULL)
+      return queue_frame(l, m, internal);
+  }
+  if (msg_follows(l, m)) {
+    nx.type = PARLEY_FRAME_MSG_NEXT;
+    nx.u.next.flags = (uint8_t)(m->u.msg.flags & ~PARLEY_MSG_BRIEF);
+    nx.u.next.ts_delta = (uint16_t)(m->u.msg.ts_ms - l->last->tx.ts_ms);
+    nx.u.next.body = m->u.msg.body;
+    nx.u.next.body_len = m->u.msg.body_len;
+    rc = queue_frame(l, &nx, internal);
+  } else {
+    rc = queue_frame(l, m, internal);
+  }
+  if (rc == PARLEY_OK)
+    pos_set(&l->last->tx, m);
+  return rc;
+}
+
+/* On input: remembers a MSG, or turns a MSG_NEXT into the MSG it stands
+ * for (its channel then points into l->last, valid until the next frame).
+ * OUT: *why on PARLEY_EPROTO. */
+static int msg_expand(struct parley_link *l, struct parley_frame *f,
+                      const char **why) {
+  struct parley_link_pos *rx;
+  uint8_t flags;
+  uint16_t delta;
+  const uint8_t *body;
+  uint32_t body_len;
+
+  if (l->last == NULL) {
+    l->last = parley_calloc(1, sizeof *l->last);
+    if (l->last == NULL)
+      return PARLEY_ENOMEM;
+  }
+  rx = &l->last->rx;
+  if (f->type == PARLEY_FRAME_MSG) {
+    pos_set(rx, f);
+    return PARLEY_OK;
+  }
+  if (rx->ch_len == 0) {
+    *why = "MSG_NEXT without a MSG before it";
+    return PARLEY_EPROTO;
+  }
+  flags = f->u.next.flags;
+  delta = f->u.next.ts_delta;
+  body = f->u.next.body;
+  body_len = f->u.next.body_len;
+  if (rx->seq == UINT64_MAX || rx->ts_ms > UINT64_MAX - delta) {
+    *why = "MSG_NEXT past the largest seq or ts";
+    return PARLEY_EPROTO;
+  }
+  rx->seq++;
+  rx->ts_ms += delta;
+  memset(f, 0, sizeof *f);
+  f->type = PARLEY_FRAME_MSG;
+  f->u.msg.flags = (uint8_t)(flags | PARLEY_MSG_BRIEF);
+  f->u.msg.channel.ptr = rx->ch;
+  f->u.msg.channel.len = rx->ch_len;
+  f->u.msg.seq = rx->seq;
+  f->u.msg.ts_ms = rx->ts_ms;
+  f->u.msg.body = body;
+  f->u.msg.body_len = body_len;
+  return PARLEY_OK;
+}
+
+int parley__link_queue(struct parley_link *l, const struct parley_frame *f,
+                       int internal) {
+  if (f->type == PARLEY_FRAME_MSG)
+    return queue_msg(l, f, internal);
+  return queue_frame(l, f, internal);
 }
 
 void parley__link_fail(struct parley_link *l, uint32_t req, int code,
@@ -469,6 +586,19 @@ static int parse_frames(struct parley_link *l, const uint8_t *p, size_t n,
     }
     off += used;
     net->stats.frames_in++;
+    if (l->state == PARLEY_LINK_OPEN &&
+        (f.type == PARLEY_FRAME_MSG || f.type == PARLEY_FRAME_MSG_NEXT)) {
+      const char *why = "";
+      rc = msg_expand(l, &f, &why);
+      if (rc == PARLEY_ENOMEM) {
+        parley__link_close(l, rc);
+        return rc;
+      }
+      if (rc < 0) {
+        proto_error(l, rc, why);
+        return rc;
+      }
+    }
     dispatch(l, &f);
     if (l->closing || l->failing)
       return PARLEY_ECLOSED; /* the user (or we) closed it: touch nothing */
@@ -583,7 +713,7 @@ static int hello_queue(struct parley_link *l) {
   f.type = PARLEY_FRAME_HELLO;
   f.u.hello.version = PARLEY_WIRE_VERSION;
   f.u.hello.caps = PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH |
-                   PARLEY_CAP_BRIEF;
+                   PARLEY_CAP_BRIEF | PARLEY_CAP_NEXT;
   f.u.hello.max_frame = net->max_frame;
   f.u.hello.role = net->role;
   f.u.hello.name.ptr = net->name;

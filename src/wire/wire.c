@@ -313,6 +313,14 @@ static int decode_payload(struct rd *r, struct parley_frame *f) {
     if (f->u.msg.flags & ~PARLEY_MSG_FLAGS_ALL)
       bad = 1;
     break;
+  case PARLEY_FRAME_MSG_NEXT:
+    bad |= rd_u8(r, &f->u.next.flags);
+    bad |= rd_u16(r, &f->u.next.ts_delta);
+    f->u.next.body_len = (uint32_t)r->left;
+    bad |= rd_bytes(r, r->left, &f->u.next.body);
+    if (f->u.next.flags & ~PARLEY_MSG_NEXT_FLAGS)
+      bad = 1;
+    break;
   case PARLEY_FRAME_ACK:
     bad |= rd_key(r, &f->u.ack.publisher);
     bad |= rd_str8(r, STR8_MAX, &f->u.ack.channel);
@@ -656,6 +664,15 @@ static int emit(struct wr *w, const struct parley_frame *f) {
     else
       wr_bytes(w, no_chain, PARLEY_WIRE_KEY);
     break;
+  case PARLEY_FRAME_MSG_NEXT:
+    if (f->u.next.flags & ~PARLEY_MSG_NEXT_FLAGS)
+      return PARLEY_EINVAL;
+    if (f->u.next.body_len > 0 && f->u.next.body == NULL)
+      return PARLEY_EINVAL;
+    wr_u8(w, f->u.next.flags);
+    wr_u16(w, f->u.next.ts_delta);
+    wr_bytes(w, f->u.next.body, f->u.next.body_len);
+    break;
   case PARLEY_FRAME_ACK:
     if ((rc = wr_key(w, f->u.ack.publisher)) < 0 ||
         (rc = wr_str8(w, &f->u.ack.channel, STR8_MAX)) < 0)
@@ -829,6 +846,7 @@ const char *parley_frame_type_name(uint8_t type) {
   case PARLEY_FRAME_TOPICS: return "TOPICS";
   case PARLEY_FRAME_MSG: return "MSG";
   case PARLEY_FRAME_ACK: return "ACK";
+  case PARLEY_FRAME_MSG_NEXT: return "MSG_NEXT";
   case PARLEY_FRAME_RAFT_OPEN: return "RAFT_OPEN";
   case PARLEY_FRAME_RAFT_DATA: return "RAFT_DATA";
   case PARLEY_FRAME_CHAIN_SIG: return "CHAIN_SIG";

@@ -40,6 +40,7 @@
 #define PARLEY_CAP_WATCH 0x2u    /* index pushes WATCH_EVENTs */
 #define PARLEY_CAP_BATCH 0x4u    /* several frames per record */
 #define PARLEY_CAP_BRIEF 0x8u    /* accepts MSG with the BRIEF flag */
+#define PARLEY_CAP_NEXT 0x10u    /* accepts MSG_NEXT */
 
 /* Roles in HELLO. */
 #define PARLEY_ROLE_PEER 1
@@ -56,6 +57,8 @@
  * whose HELLO has PARLEY_CAP_BRIEF */
 #define PARLEY_MSG_BRIEF 0x10u
 #define PARLEY_MSG_FLAGS_ALL 0x1fu
+/* The flags a MSG_NEXT may carry: all but BRIEF, which it implies. */
+#define PARLEY_MSG_NEXT_FLAGS (PARLEY_MSG_FLAGS_ALL & ~PARLEY_MSG_BRIEF)
 
 /* WATCH_EVENT kinds. */
 #define PARLEY_WATCH_ADD 1
@@ -82,6 +85,7 @@ enum parley_frame_type {
   PARLEY_FRAME_TOPICS = 0x1d,
   PARLEY_FRAME_MSG = 0x20,
   PARLEY_FRAME_ACK = 0x21,
+  PARLEY_FRAME_MSG_NEXT = 0x22, /* a BRIEF MSG that follows the previous */
   /* Opaque frames: the payload is the rest of the frame, decoded by a
    * sub-codec of its own (raft_wire.h, sync_wire.h). */
   PARLEY_FRAME_RAFT_OPEN = 0x30, /* index <-> index: who I am in the cluster */
@@ -220,6 +224,19 @@ struct parley_frame {
       uint32_t body_len;
       const uint8_t *chain;
     } msg;
+    /* MSG_NEXT: u8 flags, u16 ts_delta, body (the rest of the frame).
+     * The message after the previous MSG or MSG_NEXT in the same direction
+     * of the same link: same channel, seq one more, ts_ms ts_delta more,
+     * PARLEY_MSG_BRIEF implied (flags must not carry it).  Only the link
+     * layer knows "previous": it expands MSG_NEXT into MSG on input and
+     * chooses it for a MSG on output (net/link.h), so code above the link
+     * never sees this type. */
+    struct {
+      uint8_t flags;
+      uint16_t ts_delta;
+      const uint8_t *body;
+      uint32_t body_len;
+    } next;
     /* RAFT_*, CHAIN_SIG, SYNC_*, REPORT...: the payload bytes, for a
      * sub-codec. */
     struct {

@@ -239,8 +239,10 @@ static void test_link_bytes(void **state) {
     assert_null(l[i]->out.data);  /* no send buffer */
     assert_int_equal(l[i]->on_dl, 0); /* no deadline */
   }
-  /* An open idle link is well under a kilobyte of our own memory. */
-  assert_true(sizeof(struct parley_link) <= 800);
+  /* An open idle link is well under a kilobyte of our own memory (816:
+   * 800 until MSG_NEXT's pointer to its per-link state, which only links
+   * that carry MSG frames allocate). */
+  assert_true(sizeof(struct parley_link) <= 816);
 
   for (int i = 0; i <= NLINKS; i++)
     parley_net_free(cli[i]);

@@ -88,6 +88,14 @@ struct side {
   uint16_t err_code;
   char err_text[300];
   int turn_ends;
+  /* the first MSG frames as on_frame saw them */
+  struct {
+    uint8_t flags;
+    char ch[16];
+    uint64_t seq, ts;
+    int has_pub;
+  } got[16];
+  int ngot;
   /* actions taken inside on_frame */
   int close_in_frame, free_in_frame, fail_in_frame;
 };
@@ -114,6 +122,15 @@ static void on_frame(struct parley_link *l, const struct parley_frame *f) {
       s->order_ok = 0;
     s->next_seq = f->u.msg.seq + 1;
     s->last_body_len = f->u.msg.body_len;
+    if (s->ngot < (int)(sizeof s->got / sizeof s->got[0])) {
+      s->got[s->ngot].flags = f->u.msg.flags;
+      snprintf(s->got[s->ngot].ch, sizeof s->got[0].ch, "%.*s",
+               (int)f->u.msg.channel.len, f->u.msg.channel.ptr);
+      s->got[s->ngot].seq = f->u.msg.seq;
+      s->got[s->ngot].ts = f->u.msg.ts_ms;
+      s->got[s->ngot].has_pub = f->u.msg.publisher != NULL;
+      s->ngot++;
+    }
     for (i = 0; i < f->u.msg.body_len; i++)
       if (f->u.msg.body[i] != body_byte(f->u.msg.seq, i)) {
         s->body_ok = 0;
@@ -326,7 +343,7 @@ struct raw {
   int pre_ok, has_sess, hs_err;
   uint8_t pt[256 * 1024];
   size_t ptlen;
-  int hellos, errors;
+  int hellos, errors, msgs, nexts;
   uint16_t hello_version;
   uint16_t err_code;
   char err_text[300];
@@ -396,6 +413,10 @@ static void raw_frames(struct raw *r) {
     if (f.type == PARLEY_FRAME_HELLO) {
       r->hellos++;
       r->hello_version = f.u.hello.version;
+    } else if (f.type == PARLEY_FRAME_MSG) {
+      r->msgs++;
+    } else if (f.type == PARLEY_FRAME_MSG_NEXT) {
+      r->nexts++;
     } else if (f.type == PARLEY_FRAME_ERROR) {
       r->errors++;
       r->err_code = f.u.error.code;
@@ -641,7 +662,7 @@ static void test_open_and_exchange(void **state) {
   assert_string_equal(parley_link_peername(sb.link), want);
   assert_int_equal(parley_link_remote_caps(sb.link),
                    PARLEY_CAP_ACK | PARLEY_CAP_WATCH | PARLEY_CAP_BATCH |
-                       PARLEY_CAP_BRIEF);
+                       PARLEY_CAP_BRIEF | PARLEY_CAP_NEXT);
   assert_int_equal(parley_link_accepted(sb.link), 0);
   assert_int_equal(parley_link_is_open(sb.link), 1);
   /* And the server the dialler's. */
@@ -695,6 +716,196 @@ static void test_open_and_exchange(void **state) {
   assert_int_equal(as->bytes_out, bs->bytes_in);
   assert_int_equal(bs->bytes_out, as->bytes_in);
   assert_int_equal(as->protocol_errors + bs->protocol_errors, 0);
+}
+
+/* A BRIEF MSG on channel ch with body pattern seq; flags beyond BRIEF. */
+static int send_brief(struct parley_link *l, const char *ch, uint64_t seq,
+                      uint64_t ts, uint8_t flags, uint32_t len) {
+  static uint8_t body[256];
+  struct parley_frame f;
+
+  assert_true(len <= sizeof body);
+  for (uint32_t i = 0; i < len; i++)
+    body[i] = body_byte(seq, i);
+  f = mk_msg(seq, body, len);
+  f.u.msg.flags = (uint8_t)(PARLEY_MSG_BRIEF | flags);
+  f.u.msg.channel.ptr = ch;
+  f.u.msg.channel.len = strlen(ch);
+  f.u.msg.ts_ms = ts;
+  return parley_link_send(l, &f);
+}
+
+/* Bytes b's net sends for 50 BRIEF MSGs of 40 bytes, seq first.. on "news",
+ * ts stepping by ts_step. */
+static uint64_t bytes_for_run(uint64_t first, uint64_t ts_step) {
+  const struct parley_net_stats *bs = parley_net_stats(sb.net);
+  uint64_t before;
+  int want = sa.msgs + 50;
+
+  WAIT_FOR(parley_link_sendq(sb.link) == 0);
+  before = bs->bytes_out;
+  for (uint64_t i = 0; i < 50; i++)
+    assert_int_equal(send_brief(sb.link, "news", first + i,
+                                5000 + i * ts_step, 0, 40),
+                     PARLEY_OK);
+  WAIT_FOR(sa.msgs == want);
+  assert_int_equal(sa.msgs, want);
+  return bs->bytes_out - before;
+}
+
+/* MSG_NEXT: a BRIEF MSG that follows the last one sent on the link (same
+ * channel, next seq, at most 65535 ms later) goes without channel, seq,
+ * ts and body length, and comes out of the other end as the same MSG. */
+static void test_msg_next(void **state) {
+  const struct parley_net_stats *as;
+  uint64_t close_run, far_run;
+  int i;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  side_net(&sb, &id_b, "cli", PARLEY_ROLE_PEER, NULL);
+  open_pair(&sa, &sb, side_listen(&sa));
+  as = parley_net_stats(sa.net);
+
+  /* Each kind of break in the run, then followers. */
+  assert_int_equal(send_brief(sb.link, "news", 0, 1000, 0, 8), PARLEY_OK);
+  assert_int_equal(send_brief(sb.link, "news", 1, 1000, PARLEY_MSG_BINARY, 8),
+                   PARLEY_OK); /* next, same ms */
+  assert_int_equal(send_brief(sb.link, "news", 2, 66535, PARLEY_MSG_ACK_REQ,
+                              8),
+                   PARLEY_OK); /* next, 65535 ms later: the largest delta */
+  assert_int_equal(send_brief(sb.link, "news", 3, 132071, 0, 8),
+                   PARLEY_OK); /* 65536 ms later: whole */
+  assert_int_equal(send_brief(sb.link, "news", 4, 132070, 0, 8),
+                   PARLEY_OK); /* earlier: whole */
+  assert_int_equal(send_brief(sb.link, "other", 5, 132070, 0, 8),
+                   PARLEY_OK); /* another channel: whole */
+  assert_int_equal(send_brief(sb.link, "other", 6, 132071, 0, 8),
+                   PARLEY_OK); /* next */
+  {
+    /* A MSG with publisher and chain in the run: whole, and the BRIEF
+     * one after it follows it. */
+    static const uint8_t body[8] = {0};
+    struct parley_frame f = mk_msg(7, body, 0);
+    f.u.msg.channel.ptr = "other";
+    f.u.msg.channel.len = 5;
+    f.u.msg.ts_ms = 132072;
+    assert_int_equal(parley_link_send(sb.link, &f), PARLEY_OK);
+  }
+  assert_int_equal(send_brief(sb.link, "other", 8, 132073, 0, 8), PARLEY_OK);
+  WAIT_FOR(sa.msgs == 9);
+  assert_int_equal(sa.msgs, 9);
+  assert_int_equal(sa.order_ok, 1);
+  assert_int_equal(sa.body_ok, 1);
+  assert_int_equal(sa.ngot, 9);
+  {
+    static const struct {
+      const char *ch;
+      uint64_t ts;
+      uint8_t flags;
+      int has_pub;
+    } want[9] = {
+        {"news", 1000, PARLEY_MSG_BRIEF, 0},
+        {"news", 1000, PARLEY_MSG_BRIEF | PARLEY_MSG_BINARY, 0},
+        {"news", 66535, PARLEY_MSG_BRIEF | PARLEY_MSG_ACK_REQ, 0},
+        {"news", 132071, PARLEY_MSG_BRIEF, 0},
+        {"news", 132070, PARLEY_MSG_BRIEF, 0},
+        {"other", 132070, PARLEY_MSG_BRIEF, 0},
+        {"other", 132071, PARLEY_MSG_BRIEF, 0},
+        {"other", 132072, 0, 1},
+        {"other", 132073, PARLEY_MSG_BRIEF, 0},
+    };
+    for (i = 0; i < 9; i++) {
+      assert_string_equal(sa.got[i].ch, want[i].ch);
+      assert_int_equal(sa.got[i].seq, (uint64_t)i);
+      assert_int_equal(sa.got[i].ts, want[i].ts);
+      assert_int_equal(sa.got[i].flags, want[i].flags);
+      assert_int_equal(sa.got[i].has_pub, want[i].has_pub);
+    }
+  }
+
+  /* The saving: a run 1 ms apart against one whose steps are too far
+   * apart to follow (both of 50 messages of 40 bytes in one record).  A
+   * whole BRIEF MSG on "news" (channel 1 + 4, seq 8, ts 8, body length 4)
+   * is 23 bytes more than a MSG_NEXT (ts delta 2). */
+  sa.next_seq = 100;
+  close_run = bytes_for_run(100, 1);
+  sa.next_seq = 200;
+  far_run = bytes_for_run(200, 70000);
+  assert_int_equal(far_run - close_run, 49 * 23);
+  assert_int_equal(sa.order_ok, 1);
+  assert_int_equal(sa.body_ok, 1);
+  assert_int_equal(as->protocol_errors, 0);
+}
+
+/* A remote whose HELLO lacks PARLEY_CAP_NEXT gets whole MSGs only. */
+static void test_msg_next_needs_cap(void **state) {
+  uint8_t buf[512];
+  size_t n;
+
+  (void)state;
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  raw_secure(&r1, side_listen(&sa));
+  n = put_hello(buf, sizeof buf, PARLEY_WIRE_VERSION);
+  raw_send_record(&r1, buf, n, 0);
+  WAIT_FOR(sa.opens == 1);
+  assert_non_null(sa.link);
+  for (uint64_t i = 0; i < 10; i++)
+    assert_int_equal(send_brief(sa.link, "news", i, 1000 + i, 0, 8),
+                     PARLEY_OK);
+  WAIT_FOR(r1.msgs == 10);
+  assert_int_equal(r1.msgs, 10);
+  assert_int_equal(r1.nexts, 0);
+}
+
+/* Sends HELLO and then the given frames in one record; waits for the
+ * link to fail and checks the ERROR the raw client got. */
+static void next_refused(const struct parley_frame *fr, int nfr,
+                         const char *text) {
+  uint8_t buf[1024];
+  size_t n;
+
+  side_net(&sa, &id_a, "srv", PARLEY_ROLE_PEER, NULL);
+  raw_secure(&r1, side_listen(&sa));
+  n = put_hello(buf, sizeof buf, PARLEY_WIRE_VERSION);
+  for (int i = 0; i < nfr; i++)
+    n += put_frame(buf + n, sizeof buf - n, &fr[i]);
+  raw_send_record(&r1, buf, n, 0);
+  WAIT_FOR(r1.errors == 1 && r1.eof);
+  assert_int_equal(r1.errors, 1);
+  assert_int_equal(r1.err_code, (uint16_t)-PARLEY_EPROTO);
+  assert_string_equal(r1.err_text, text);
+  assert_int_equal(parley_net_stats(sa.net)->protocol_errors, 1);
+  assert_true(r1.eof);
+}
+
+static void test_msg_next_without_msg(void **state) {
+  static const uint8_t body[4] = {1, 2, 3, 4};
+  struct parley_frame nx;
+
+  (void)state;
+  memset(&nx, 0, sizeof nx);
+  nx.type = PARLEY_FRAME_MSG_NEXT;
+  nx.u.next.ts_delta = 1;
+  nx.u.next.body = body;
+  nx.u.next.body_len = sizeof body;
+  next_refused(&nx, 1, "MSG_NEXT without a MSG before it");
+  assert_int_equal(sa.msgs, 0);
+}
+
+static void test_msg_next_past_the_end(void **state) {
+  static const uint8_t body[4] = {1, 2, 3, 4};
+  struct parley_frame fr[2];
+
+  (void)state;
+  fr[0] = mk_msg(UINT64_MAX, body, sizeof body);
+  fr[0].u.msg.flags = PARLEY_MSG_BRIEF;
+  memset(&fr[1], 0, sizeof fr[1]);
+  fr[1].type = PARLEY_FRAME_MSG_NEXT;
+  fr[1].u.next.body = body;
+  fr[1].u.next.body_len = sizeof body;
+  next_refused(fr, 2, "MSG_NEXT past the largest seq or ts");
+  assert_int_equal(sa.msgs, 1); /* the MSG itself was delivered */
 }
 
 static void test_big_body(void **state) {
@@ -1558,6 +1769,10 @@ int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
       T(test_open_and_exchange),
+      T(test_msg_next),
+      T(test_msg_next_needs_cap),
+      T(test_msg_next_without_msg),
+      T(test_msg_next_past_the_end),
       T(test_big_body),
       T(test_read_budget),
       T(test_channel_binding),
