@@ -5,7 +5,8 @@
  * transactions; store_msg.c holds messages and history queries,
  * store_state.c the sequence counters, outbox, subscriptions and peer cache,
  * store_obatch.c the outbox's batches (deliveries added in a transaction,
- * one row per recipient), store_chain.c the hash chains, checkpoints and
+ * one row per recipient), store_pend.c the pending message rows (messages
+ * put in a transaction, inserted a chunk at a time), store_chain.c the hash chains, checkpoints and
  * anti-entropy queries, store_trust.c the pinned keys and the end-to-end
  * replay windows.
  *
@@ -333,7 +334,14 @@ int parley__store_prepare(struct parley_store *s, const char *sql,
 
 int parley__store_run_start(struct parley_store *s, sqlite3_stmt *cached,
                             struct store_run *r) {
+  int rc;
+
   r->temp = 0;
+  r->st = NULL;
+  /* Every statement sees the pending rows (store_pend.c). */
+  rc = parley__pend_flush(s);
+  if (rc < 0)
+    return rc;
   r->st = cached;
   if (!sqlite3_stmt_busy(cached))
     return PARLEY_OK;
@@ -593,6 +601,7 @@ static void finalize_all(struct parley_store *s) {
 }
 
 static void store_free(struct parley_store *s) {
+  parley__pend_free(s);
   parley__store_heads_drop(s);
   parley__ob_drop(s);
   finalize_all(s);
@@ -643,7 +652,8 @@ void parley_store_close(struct parley_store *s) {
   if (s == NULL)
     return;
   if (!sqlite3_get_autocommit(s->db)) {
-    int src = parley__ob_flush(s) == PARLEY_OK &&
+    int src = parley__pend_flush(s) == PARLEY_OK && !s->pend_failed &&
+                      parley__ob_flush(s) == PARLEY_OK &&
                       parley__store_heads_flush(s) == PARLEY_OK
                   ? sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)
                   : SQLITE_ERROR;
@@ -696,16 +706,25 @@ int parley_store_commit(struct parley_store *s) {
   if (sqlite3_get_autocommit(s->db))
     return parley__store_fail(s, PARLEY_EINVAL, "commit",
                               "no transaction is open");
-  rc = parley__ob_flush(s);
+  rc = parley__pend_flush(s);
+  if (rc == PARLEY_OK && s->pend_failed)
+    rc = parley__store_fail(s, PARLEY_ESTORE, "commit",
+                            "a pending message could not be inserted");
+  if (rc == PARLEY_OK)
+    rc = parley__ob_flush(s);
   if (rc == PARLEY_OK)
     rc = parley__store_heads_flush(s);
   if (rc < 0)
     return rc;
-  return parley__store_run_simple(s, ST_COMMIT, "commit");
+  rc = parley__store_run_simple(s, ST_COMMIT, "commit");
+  if (rc == PARLEY_OK)
+    parley__pend_drop(s);
+  return rc;
 }
 
 int parley_store_rollback(struct parley_store *s) {
   parley__store_heads_drop(s); /* what they held may be undone */
+  parley__pend_drop(s);
   s->ob_stale = 1;
   if (sqlite3_get_autocommit(s->db))
     return PARLEY_OK;

@@ -48,6 +48,9 @@
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
+  X(ROWID_TOP, "SELECT coalesce(max(rowid), 0) FROM messages")                 \
+  X(SEQ_TOP, "SELECT coalesce(max(seq), -1) FROM messages"                     \
+             " WHERE publisher = ?1 AND channel = ?2")                         \
   X(NEXT_SEQ, "INSERT INTO seqs (channel, next) VALUES (?1, 2)"                \
               " ON CONFLICT (channel) DO UPDATE SET next = next + 1"           \
               " WHERE next < 9223372036854775807 RETURNING next - 1")          \
@@ -190,6 +193,17 @@ struct parley_store {
   uint64_t ob_left;
   int64_t ob_floor;        /* highest msg_rowid in outbox rows at load */
   int ob_stale;
+  /* Pending rows (store_pend.c): messages put in the open transaction and
+   * not inserted yet, their bytes (channels and bodies) in pend_bytes. */
+  struct pend_row *pend;
+  size_t npend, pend_cap;
+  uint8_t *pend_bytes;
+  size_t pend_len, pend_bytes_cap;
+  int64_t pend_next;       /* rowid of the next pending row; 0: not read */
+  int pend_flushing;       /* inserting them: no flush from run_start */
+  int pend_failed;         /* an insert failed: the commit must fail */
+  sqlite3_stmt *pend_st[2]; /* one row, a chunk of rows */
+  struct parley_map hwm;   /* publisher (32) + channel -> struct pend_hwm* */
   char errmsg[256];
 };
 
@@ -320,6 +334,28 @@ PARLEY_NODISCARD int parley__ob_load(struct parley_store *s)
     PARLEY_NONNULL(1);
 /* Frees what memory holds of them. */
 void parley__ob_drop(struct parley_store *s) PARLEY_NONNULL(1);
+
+/* ---- store_pend.c: pending message rows ---- */
+
+/* Keeps m (put inside a transaction) as a pending row.  OUT: *rowid, the
+ * rowid it will have.  PARLEY_EAGAIN: m may be stored already (its seq is
+ * not above the publisher's mark for the channel) or memory is short:
+ * take the ordinary path.  Other errors come from reading the marks. */
+PARLEY_NODISCARD int parley__pend_put(struct parley_store *s,
+                                      const struct parley_msg *m,
+                                      int64_t *rowid) PARLEY_NONNULL(1, 2, 3);
+/* Inserts the pending rows; a failure also sets pend_failed. */
+int parley__pend_flush(struct parley_store *s) PARLEY_NONNULL(1);
+/* After an ordinary insert of m as rowid: keeps the marks and the next
+ * rowid right. */
+void parley__pend_stored(struct parley_store *s, const struct parley_msg *m,
+                         int64_t rowid) PARLEY_NONNULL(1, 2);
+void parley__pend_drop(struct parley_store *s) PARLEY_NONNULL(1);
+void parley__pend_free(struct parley_store *s) PARLEY_NONNULL(1);
+/* store_msg.c: m's body into the full-text index under rowid id. */
+PARLEY_NODISCARD int parley__store_put_text(struct parley_store *s, int64_t id,
+                                            const struct parley_msg *m)
+    PARLEY_NONNULL(1, 3);
 
 /* The rowids column of outbox_batch: runs of consecutive rowids, each
  * PARLEY_OB_RUN bytes: the first (int64, little-endian, > 0) and the count

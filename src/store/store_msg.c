@@ -50,8 +50,8 @@ static int put_row(struct parley_store *s, const struct parley_msg *m,
 }
 
 /* Adds a text body to the full-text index under the message's row id. */
-static int put_text(struct parley_store *s, int64_t id,
-                    const struct parley_msg *m) {
+int parley__store_put_text(struct parley_store *s, int64_t id,
+                           const struct parley_msg *m) {
   struct store_run r = {0};
   int src = SQLITE_OK, rc;
 
@@ -82,6 +82,16 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
                               "seq out of range");
   if (m->body_len > PARLEY_MAX_FRAME || (m->body == NULL && m->body_len > 0))
     return parley__store_fail(s, PARLEY_EINVAL, "put_message", "bad body");
+  if (parley_store_in_tx(s)) {
+    /* Inside a transaction: a pending row, inserted with others
+     * (store_pend.c), unless it may be a duplicate. */
+    rc = parley__pend_put(s, m, &id);
+    if (rc != PARLEY_EAGAIN) {
+      if (rc == PARLEY_OK && rowid != NULL)
+        *rowid = id;
+      return rc;
+    }
+  }
   if (m->flags & PARLEY_MSG_BINARY) {
     /* Binary bodies are not indexed: one statement. */
     rc = put_row(s, m, &id);
@@ -92,7 +102,7 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
       return rc;
     rc = put_row(s, m, &id);
     if (rc == PARLEY_OK)
-      rc = put_text(s, id, m);
+      rc = parley__store_put_text(s, id, m);
     if (rc < 0 && rc != PARLEY_EEXIST)
       (void)parley__store_run_simple(s, ST_TEXT_UNDO, "put_message undo");
     {
@@ -101,6 +111,8 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
         rc = end;
     }
   }
+  if (rc == PARLEY_OK)
+    parley__pend_stored(s, m, id);
   if (rc == PARLEY_OK && rowid != NULL)
     *rowid = id;
   return rc;
