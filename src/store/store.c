@@ -6,9 +6,9 @@
  * store_state.c the sequence counters, outbox, subscriptions and peer cache,
  * store_obatch.c the outbox's batches (deliveries added in a transaction,
  * one row per recipient), store_pend.c the pending message rows (messages
- * put in a transaction, inserted a chunk at a time), store_chain.c the hash chains, checkpoints and
- * anti-entropy queries, store_trust.c the pinned keys and the end-to-end
- * replay windows.
+ * put in a transaction, inserted a chunk at a time), store_chain.c the hash
+ * chains, checkpoints and anti-entropy queries, store_trust.c the pinned
+ * keys and the end-to-end replay windows.
  *
  * Connection: opened READWRITE|CREATE|NOMUTEX with extended result codes,
  * journal_mode=WAL, synchronous=FULL (a commit is on disk when it returns,
@@ -41,6 +41,9 @@
  * Other choices the header leaves open:
  *   - put_message: stored_ms = 0 means "now" (parley_now_ms()).  Channel is
  *     1..PARLEY_MAX_TOPIC bytes without NUL, body at most PARLEY_MAX_FRAME.
+ *     Inside a transaction the row is usually pending (store_pend.c):
+ *     inserted before the next statement or the commit, and an insert that
+ *     fails then makes the commit fail.
  *   - outbox_add of a msg_rowid that is not stored is PARLEY_ENOTFOUND.  A
  *     new row is due at once (next_try = created = now_ms).  Inside a
  *     transaction a new delivery is batched instead (store_obatch.c) and

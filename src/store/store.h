@@ -107,7 +107,9 @@ PARLEY_NODISCARD int parley_store_rollback(struct parley_store *s)
 int parley_store_in_tx(const struct parley_store *s) PARLEY_NONNULL(1);
 
 /* Stores a message.  PARLEY_EEXIST if its id is already stored (nothing is
- * written).  OUT: *rowid (may be NULL). */
+ * written).  OUT: *rowid (may be NULL).  Inside a transaction the write
+ * may be deferred to the next statement or the commit; if it fails there,
+ * parley_store_commit fails (roll back). */
 PARLEY_NODISCARD int parley_store_put_message(struct parley_store *s,
                                               const struct parley_msg *m,
                                               int64_t *rowid)
