@@ -181,7 +181,8 @@ void parley__pend_free(struct parley_store *s) {
   parley__pend_drop(s);
 }
 
-/* Reads one integer (NULL as 0) from fixed statement id. */
+/* Reads the one integer fixed statement id answers, given m's publisher
+ * and channel when m is not NULL. */
 static int read_i64(struct parley_store *s, enum store_stmt id,
                     const struct parley_msg *m, int64_t *out) {
   struct store_run r = {0};
