@@ -291,7 +291,8 @@ static int msg_follows(const struct parley_link *l,
 
 /* A MSG goes as MSG_NEXT when it follows the last one sent; either way,
  * once queued it is the last one.  Without memory for that state the MSG
- * goes whole and no MSG_NEXT is ever sent on l. */
+ * goes whole (the receiver remembers it all the same), and the state
+ * starts with the next MSG that finds memory. */
 static int queue_msg(struct parley_link *l, const struct parley_frame *m,
                      int internal) {
   struct parley_frame nx;
