@@ -273,6 +273,14 @@ static void pos_set(struct parley_link_pos *pos, const struct parley_frame *m) {
   }
 }
 
+/* l's memory of the last MSG each way, allocated by the first MSG; NULL
+ * when out of memory. */
+static struct parley_link_last *last_of(struct parley_link *l) {
+  if (l->last == NULL)
+    l->last = parley_calloc(1, sizeof *l->last);
+  return l->last;
+}
+
 /* Whether the MSG m can go as MSG_NEXT: the remote takes it, m is BRIEF,
  * on the channel of the last MSG sent, with the very next seq, and at most
  * 65535 ms later. */
@@ -298,11 +306,8 @@ static int queue_msg(struct parley_link *l, const struct parley_frame *m,
   struct parley_frame nx;
   int rc;
 
-  if (l->last == NULL) {
-    l->last = parley_calloc(1, sizeof *l->last);
-    if (l->last == NULL)
-      return queue_frame(l, m, internal);
-  }
+  if (last_of(l) == NULL)
+    return queue_frame(l, m, internal);
   if (msg_follows(l, m)) {
     nx.type = PARLEY_FRAME_MSG_NEXT;
     nx.u.next.flags = (uint8_t)(m->u.msg.flags & ~PARLEY_MSG_BRIEF);
@@ -329,11 +334,8 @@ static int msg_expand(struct parley_link *l, struct parley_frame *f,
   const uint8_t *body;
   uint32_t body_len;
 
-  if (l->last == NULL) {
-    l->last = parley_calloc(1, sizeof *l->last);
-    if (l->last == NULL)
-      return PARLEY_ENOMEM;
-  }
+  if (last_of(l) == NULL)
+    return PARLEY_ENOMEM;
   rx = &l->last->rx;
   if (f->type == PARLEY_FRAME_MSG) {
     pos_set(rx, f);

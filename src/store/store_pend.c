@@ -181,41 +181,40 @@ void parley__pend_free(struct parley_store *s) {
   parley__pend_drop(s);
 }
 
-/* Reads the one integer fixed statement id answers, given m's publisher
- * and channel when m is not NULL. */
-static int read_i64(struct parley_store *s, enum store_stmt id,
-                    const struct parley_msg *m, int64_t *out) {
+/* The highest seq stored from m's publisher on m's channel, -1 if none. */
+static int seq_top(struct parley_store *s, const struct parley_msg *m,
+                   int64_t *top) {
   struct store_run r = {0};
   int src = SQLITE_OK, rc;
 
-  rc = parley__store_run_start(s, s->stmt[id], &r);
+  rc = parley__store_run_start(s, s->stmt[ST_SEQ_TOP], &r);
   if (rc < 0)
     return rc;
-  if (m != NULL) {
-    src = bind_blob(src, r.st, 1, m->publisher, 32);
-    src = bind_text(src, r.st, 2, m->channel, m->channel_len);
-  }
-  if (src == SQLITE_OK)
-    src = sqlite3_step(r.st);
-  if (src == SQLITE_ROW) {
-    *out = sqlite3_column_int64(r.st, 0);
-    rc = PARLEY_OK;
-  } else {
-    rc = parley__store_fail_sql(s, src == SQLITE_DONE ? SQLITE_ERROR : src,
-                                "put_message");
-  }
+  src = bind_blob(src, r.st, 1, m->publisher, 32);
+  src = bind_text(src, r.st, 2, m->channel, m->channel_len);
+  rc = src == SQLITE_OK ? parley__store_step_i64(s, &r, "put_message", top)
+                        : parley__store_fail_sql(s, src, "put_message");
   parley__store_run_end(&r);
   return rc;
 }
 
-/* The mark for m's (publisher, channel) if one is loaded. */
+/* The map key of m's (publisher, channel).  Returns its length. */
+static size_t hwm_key(const struct parley_msg *m,
+                      uint8_t key[32 + PARLEY_MAX_TOPIC]) {
+  memcpy(key, m->publisher, 32);
+  memcpy(key + 32, m->channel, m->channel_len);
+  return 32 + m->channel_len;
+}
+
+/* The mark for m's (publisher, channel) if one is loaded.  Most puts of a
+ * process's own messages find no marks at all: no key, no hash. */
 static struct pend_hwm *hwm_find(struct parley_store *s,
                                  const struct parley_msg *m) {
   uint8_t key[32 + PARLEY_MAX_TOPIC];
 
-  memcpy(key, m->publisher, 32);
-  memcpy(key + 32, m->channel, m->channel_len);
-  return parley_map_get(&s->hwm, key, 32 + m->channel_len);
+  if (s->hwm.count == 0)
+    return NULL;
+  return parley_map_get(&s->hwm, key, hwm_key(m, key));
 }
 
 /* The mark for m's (publisher, channel), read from the table the first
@@ -223,18 +222,16 @@ static struct pend_hwm *hwm_find(struct parley_store *s,
 static int hwm_get(struct parley_store *s, const struct parley_msg *m,
                    struct pend_hwm **h) {
   uint8_t key[32 + PARLEY_MAX_TOPIC];
-  size_t klen = 32 + m->channel_len;
+  size_t klen = hwm_key(m, key);
   int64_t top = -1;
   int rc;
 
-  memcpy(key, m->publisher, 32);
-  memcpy(key + 32, m->channel, m->channel_len);
   *h = parley_map_get(&s->hwm, key, klen);
   if (*h != NULL)
     return PARLEY_OK;
   if (s->hwm.count >= HWM_MAX)
     return PARLEY_ENOMEM;
-  rc = read_i64(s, ST_SEQ_TOP, m, &top);
+  rc = seq_top(s, m, &top);
   if (rc < 0)
     return rc;
   *h = parley_malloc(sizeof **h);
@@ -298,11 +295,11 @@ int parley__pend_put(struct parley_store *s, const struct parley_msg *m,
       return PARLEY_EAGAIN; /* may be stored: ask the table */
   }
   if (s->pend_next == 0) {
-    int64_t top = 0;
-    rc = read_i64(s, ST_ROWID_TOP, NULL, &top);
+    uint64_t top = 0;
+    rc = parley__store_count(s, ST_ROWID_TOP, "put_message", &top);
     if (rc < 0)
       return rc;
-    s->pend_next = top + 1;
+    s->pend_next = (int64_t)top + 1;
   }
   if (grow(s, m->channel_len + m->body_len) < 0)
     return PARLEY_EAGAIN;

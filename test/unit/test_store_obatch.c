@@ -517,45 +517,32 @@ static void round_of_work(struct parley_store *s, uint64_t seq0) {
   (void)!parley_store_outbox_for(s, b, on_skip, NULL);
 }
 
+static void sweep_work(struct parley_store *s, void *ctx) {
+  (void)ctx;
+  round_of_work(s, 1);
+  round_of_work(s, 4);
+}
+
+/* The file is whole: it opens, and what it counts is what it walks. */
+static void sweep_check(struct parley_store *s, void *ctx) {
+  struct walk w;
+  uint64_t n = 0;
+
+  (void)ctx;
+  assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
+  memset(&w, 0, sizeof w);
+  assert_int_equal(parley_store_outbox_due(s, INT64_MAX, 0, on_entry, &w),
+                   PARLEY_OK);
+  assert_int_equal((uint64_t)w.n, n);
+  assert_true(n <= 12);
+}
+
 /* Every allocation the batches make may fail: each such run must end
  * without a crash or a leak, and the file must open afterwards with an
  * outbox that agrees with itself (the count equals what the walks see). */
 static void test_allocation_failures(void **state) {
-  struct fx *f = *state;
-  long k;
-  int injected = 1;
-
-  parley_store_close(f->s);
-  f->s = NULL;
-  for (k = 0; injected; k++) {
-    struct parley_store *s = NULL;
-    struct walk w;
-    uint64_t n = 0;
-    remove_db(f->path);
-    parley_allocator_set(&counting);
-    heap.fail_after = k;
-    if (parley_store_open(f->path, NULL, &s) == PARLEY_OK) {
-      round_of_work(s, 1);
-      round_of_work(s, 4);
-      parley_store_close(s);
-    }
-    injected = heap.fail_after == 0; /* else the run needed fewer */
-    heap.fail_after = -1;
-    parley_allocator_set(NULL);
-    assert_int_equal(heap.live, 0); /* nothing leaked */
-    /* The file is whole: it opens, and what it counts is what it walks. */
-    assert_int_equal(parley_store_open(f->path, NULL, &s), PARLEY_OK);
-    assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
-    memset(&w, 0, sizeof w);
-    assert_int_equal(parley_store_outbox_due(s, INT64_MAX, 0, on_entry, &w),
-                     PARLEY_OK);
-    assert_int_equal((uint64_t)w.n, n);
-    assert_true(n <= 12);
-    parley_store_close(s);
-  }
-  print_message("%ld allocations failed in turn\n", k - 1);
-  assert_true(k > 10); /* the rounds allocate: failures were injected */
-  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  /* The rounds allocate: failures were injected. */
+  assert_true(alloc_sweep(*state, sweep_work, sweep_check, NULL) >= 10);
 }
 
 int main(void) {
