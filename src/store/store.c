@@ -504,8 +504,13 @@ static int configure(struct parley_store *s) {
   sqlite3_finalize(st);
   if (rc < 0)
     return rc;
-  /* Foreign keys are switched on after the migrations (migrate()). */
-  return exec_sql(s, "PRAGMA synchronous = FULL;", "configure");
+  /* Foreign keys are switched on after the migrations (migrate()).
+   * temp_store = MEMORY keeps statement journals in memory: the pending
+   * rows' multi-row INSERT (store_pend.c) needs one inside a transaction,
+   * and as a temporary file it cost an open, an unlink and a pwrite per
+   * page it saved on every commit (docs/internals/STORE.md). */
+  return exec_sql(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+                  "configure");
 }
 
 int parley_store_set_sync(struct parley_store *s, int mode) {

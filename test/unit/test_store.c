@@ -255,6 +255,32 @@ static void test_open_bad_path(void **state) {
   parley_store_close(NULL); /* a no-op */
 }
 
+/* The connection's settings (store.c configure()): WAL, an fsync per
+ * commit, foreign keys, and statement journals in memory (a multi-row
+ * INSERT inside a transaction keeps one; as a file it cost an open, an
+ * unlink and a pwrite per page on every commit). */
+static int conn_int(struct parley_store *s, const char *sql) {
+  sqlite3_stmt *st = NULL;
+  int v;
+  assert_int_equal(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static void test_open_settings(void **state) {
+  struct fx *f = *state;
+
+  assert_int_equal(conn_int(f->s, "PRAGMA synchronous"), 2);   /* FULL */
+  assert_int_equal(conn_int(f->s, "PRAGMA temp_store"), 2);    /* MEMORY */
+  assert_int_equal(conn_int(f->s, "PRAGMA foreign_keys"), 1);
+  assert_int_equal(parley_store_set_sync(f->s, PARLEY_STORE_SYNC_OS),
+                   PARLEY_OK);
+  assert_int_equal(conn_int(f->s, "PRAGMA synchronous"), 1);   /* NORMAL */
+  assert_int_equal(conn_int(f->s, "PRAGMA temp_store"), 2);
+}
+
 /* ---- Messages ------------------------------------------------------------ */
 
 struct one {
@@ -2089,6 +2115,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_open_refuses_foreign_db, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_open_settings, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_get_duplicate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_empty_body_and_stored_now, setup,
                                       teardown),
