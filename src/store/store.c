@@ -279,6 +279,49 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL\n"
     ");\n"
     "PRAGMA user_version = 7;\n",
+    /* 8: publisher ids (store_pub.c).  The 32-byte key was in every row
+     * and in two of its indexes, about a quarter of the bytes written per
+     * message; rows now keep an id into publishers, whose rows are never
+     * deleted.  No foreign key: it would cost a lookup per insert, and the
+     * store writes only ids it has just read or added.  messages is
+     * rebuilt as in step 6, rowids kept (the outbox and the full-text
+     * index refer to them). */
+    "CREATE TABLE publishers (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  pk BLOB NOT NULL UNIQUE CHECK (length(pk) = 32)\n"
+    ");\n"
+    "INSERT INTO publishers (pk) SELECT publisher FROM messages\n"
+    "  GROUP BY publisher ORDER BY min(rowid);\n"
+    "CREATE TABLE messages_v8 (\n"
+    "  rowid INTEGER PRIMARY KEY,\n"
+    "  publisher INTEGER NOT NULL CHECK (publisher > 0),\n"
+    "  channel TEXT NOT NULL CHECK (length(channel) > 0),\n"
+    "  seq INTEGER NOT NULL CHECK (seq >= 0),\n"
+    "  ts INTEGER NOT NULL,\n"
+    "  flags INTEGER NOT NULL,\n"
+    "  body BLOB NOT NULL,\n"
+    "  outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),\n"
+    "  stored INTEGER NOT NULL,\n"
+    "  chain BLOB CHECK (chain IS NULL OR length(chain) = 32),\n"
+    "  UNIQUE (publisher, channel, seq)\n"
+    ");\n"
+    "INSERT INTO messages_v8 (rowid, publisher, channel, seq, ts, flags,\n"
+    "  body, outgoing, stored, chain)\n"
+    "  SELECT m.rowid, p.id, m.channel, m.seq, m.ts, m.flags, m.body,\n"
+    "  m.outgoing, m.stored, m.chain\n"
+    "  FROM messages m JOIN publishers p ON p.pk = m.publisher\n"
+    "  ORDER BY m.rowid;\n"
+    "DROP TABLE messages;\n"
+    "ALTER TABLE messages_v8 RENAME TO messages;\n"
+    "CREATE INDEX messages_channel_ts ON messages (channel, ts);\n"
+    "CREATE INDEX messages_publisher_ts ON messages (publisher, ts);\n"
+    "CREATE INDEX messages_ts ON messages (ts);\n"
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages\n"
+    "WHEN (old.flags & 4) = 0 BEGIN\n"
+    "  INSERT INTO messages_fts (messages_fts, rowid, body)\n"
+    "  VALUES ('delete', old.rowid, CAST(old.body AS TEXT));\n"
+    "END;\n"
+    "PRAGMA user_version = 8;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -610,6 +653,7 @@ static void finalize_all(struct parley_store *s) {
 
 static void store_free(struct parley_store *s) {
   parley__pend_free(s);
+  parley__store_pub_free(s);
   parley__store_heads_drop(s);
   parley__ob_drop(s);
   finalize_all(s);
@@ -622,6 +666,7 @@ static void store_free(struct parley_store *s) {
 int parley_store_open(const char *path, const struct parley_log *lg,
                       struct parley_store **out) {
   struct parley_store *s;
+  uint64_t seed = 0;
   int src, rc;
 
   *out = NULL;
@@ -629,6 +674,9 @@ int parley_store_open(const char *path, const struct parley_log *lg,
   if (s == NULL)
     return PARLEY_ENOMEM;
   s->lg = lg;
+  sqlite3_randomness(sizeof seed, &seed); /* keys come from other peers */
+  parley_map_init(&s->pubs, seed);
+  parley_map_init(&s->hwm, seed ^ 0x9e3779b97f4a7c15u);
   src = sqlite3_open_v2(
       path, &s->db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -705,6 +753,7 @@ int parley_store_begin(struct parley_store *s) {
   if (!sqlite3_get_autocommit(s->db))
     return parley__store_fail(s, PARLEY_EINVAL, "begin",
                               "a transaction is already open");
+  parley__store_pub_rollback(s); /* a transaction that ended on its own */
   return parley__store_run_simple(s, ST_BEGIN, "begin");
 }
 
@@ -725,14 +774,17 @@ int parley_store_commit(struct parley_store *s) {
   if (rc < 0)
     return rc;
   rc = parley__store_run_simple(s, ST_COMMIT, "commit");
-  if (rc == PARLEY_OK)
+  if (rc == PARLEY_OK) {
     parley__pend_drop(s);
+    parley__store_pub_commit(s);
+  }
   return rc;
 }
 
 int parley_store_rollback(struct parley_store *s) {
   parley__store_heads_drop(s); /* what they held may be undone */
   parley__pend_drop(s);
+  parley__store_pub_rollback(s);
   s->ob_stale = 1;
   if (sqlite3_get_autocommit(s->db))
     return PARLEY_OK;

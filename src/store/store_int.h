@@ -24,9 +24,16 @@
  * PARLEY_ETOOBIG.  Keeps the quoted FTS5 query and its parse small. */
 #define PARLEY_STORE_MAX_SEARCH 1024u
 
+/* A message row keeps its publisher as an id into publishers (schema 8):
+ * PUB_ID turns a bound key into that id (NULL, matching nothing, for a key
+ * never stored), PUB_KEY an id column back into the key. */
+#define PUB_ID(param) "(SELECT id FROM publishers WHERE pk = " param ")"
+#define PUB_KEY(col) "(SELECT pk FROM publishers WHERE id = " col ")"
+
 /* The columns of a message row, in the order parley__store_read_msg reads. */
 #define STORE_MSG_COLS                                                         \
-  "rowid, publisher, channel, seq, ts, flags, body, outgoing, stored, chain"
+  "rowid, " PUB_KEY("publisher") ", channel, seq, ts, flags, body, outgoing,"  \
+  " stored, chain"
 #define STORE_MSG_NCOLS 10
 
 /* Every fixed statement, prepared once at open and reused.  SQL text is
@@ -46,11 +53,13 @@
   X(TEXT_END, "RELEASE put_text")                                              \
   X(TEXT_UNDO, "ROLLBACK TO put_text")                                         \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
-         " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")                \
+         " WHERE publisher = " PUB_ID("?1") " AND channel = ?2 AND seq = ?3")  \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
+  X(PUB_GET, "SELECT id FROM publishers WHERE pk = ?1")                        \
+  X(PUB_ADD, "INSERT INTO publishers (pk) VALUES (?1) RETURNING id")          \
   X(ROWID_TOP, "SELECT coalesce(max(rowid), 0) FROM messages")                 \
   X(SEQ_TOP, "SELECT coalesce(max(seq), -1) FROM messages"                     \
-             " WHERE publisher = ?1 AND channel = ?2")                         \
+             " WHERE publisher = " PUB_ID("?1") " AND channel = ?2")           \
   X(NEXT_SEQ, "INSERT INTO seqs (channel, next) VALUES (?1, 2)"                \
               " ON CONFLICT (channel) DO UPDATE SET next = next + 1"           \
               " WHERE next < 9223372036854775807 RETURNING next - 1")          \
@@ -59,13 +68,15 @@
             " ON CONFLICT (recipient, msg_rowid) DO NOTHING")                  \
   X(OB_ACK, "DELETE FROM outbox WHERE recipient = ?1 AND msg_rowid ="          \
             " (SELECT rowid FROM messages"                                     \
-            "  WHERE publisher = ?2 AND channel = ?3 AND seq = ?4)")           \
+            "  WHERE publisher = " PUB_ID("?2") " AND channel = ?3"            \
+            "  AND seq = ?4)")                                                 \
   X(OB_ACK_ROW, "DELETE FROM outbox WHERE recipient = ?1 AND msg_rowid = ?2") \
   X(OB_DUE_IDS, "SELECT id FROM outbox WHERE next_try <= ?1"                   \
                 " ORDER BY next_try, id LIMIT ?2")                             \
   X(OB_FOR_IDS, "SELECT id FROM outbox WHERE recipient = ?1 ORDER BY id")      \
   X(OB_ROW, "SELECT o.id, o.msg_rowid, o.recipient, o.attempts, o.next_try,"   \
-            " o.created, m.rowid, m.publisher, m.channel, m.seq, m.ts,"        \
+            " o.created, m.rowid, " PUB_KEY("m.publisher") ", m.channel,"      \
+            " m.seq, m.ts,"                                                    \
             " m.flags, m.body, m.outgoing, m.stored, m.chain"                  \
             " FROM outbox o JOIN messages m ON m.rowid = o.msg_rowid"          \
             " WHERE o.id = ?1")                                                \
@@ -84,8 +95,8 @@
   X(OBB_DEL, "DELETE FROM outbox_batch WHERE id = ?1")                         \
   X(OBB_ALL, "SELECT id, recipient, rowids, next_try, created"                 \
              " FROM outbox_batch ORDER BY id")                                 \
-  X(MSG_ROWID, "SELECT rowid FROM messages"                                    \
-               " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")          \
+  X(MSG_ROWID, "SELECT rowid FROM messages WHERE publisher = " PUB_ID("?1")   \
+               " AND channel = ?2 AND seq = ?3")                               \
   X(SUB_ADD, "INSERT INTO subs (topic, created) VALUES (?1, ?2)"               \
              " ON CONFLICT (topic) DO NOTHING")                                \
   X(SUB_DEL, "DELETE FROM subs WHERE topic = ?1")                              \
@@ -105,8 +116,8 @@
   X(CHAIN_HEADS, "SELECT channel, chain_seq, chain FROM seqs"                  \
                  " WHERE chain IS NOT NULL AND chain_seq = next - 1"           \
                  " ORDER BY channel")                                          \
-  X(CHAIN_AT_MSG, "SELECT chain FROM messages"                                 \
-                  " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")       \
+  X(CHAIN_AT_MSG, "SELECT chain FROM messages WHERE publisher = "             \
+                  PUB_ID("?1") " AND channel = ?2 AND seq = ?3")               \
   X(CP_AT, "SELECT hash FROM chain_sigs"                                       \
            " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")              \
   X(CP_PUT, "INSERT INTO chain_sigs (publisher, channel, seq, hash, sig)"      \
@@ -119,20 +130,21 @@
              " AND channel = ?2 AND seq >= ?3 AND seq <= ?4"                   \
              " ORDER BY seq DESC LIMIT 1")                                     \
   X(SUMMARY, "SELECT c.publisher, max(c.seq), coalesce((SELECT max(m.seq)"     \
-             " FROM messages m WHERE m.publisher = c.publisher"                \
+             " FROM messages m WHERE m.publisher = " PUB_ID("c.publisher")     \
              " AND m.channel = ?1), 0) FROM chain_sigs c WHERE c.channel = ?1" \
              " GROUP BY c.publisher ORDER BY c.publisher LIMIT ?2")            \
-  X(SEQ_HELD, "SELECT 1 FROM messages"                                         \
-              " WHERE publisher = ?1 AND channel = ?2 AND seq = ?3")           \
-  X(SEQ_GAP, "SELECT m.seq + 1 FROM messages m WHERE m.publisher = ?1"         \
-             " AND m.channel = ?2 AND m.seq >= ?3 AND m.seq < ?4"              \
+  X(SEQ_HELD, "SELECT 1 FROM messages WHERE publisher = " PUB_ID("?1")        \
+              " AND channel = ?2 AND seq = ?3")                                \
+  X(SEQ_GAP, "SELECT m.seq + 1 FROM messages m WHERE m.publisher = "          \
+             PUB_ID("?1") " AND m.channel = ?2 AND m.seq >= ?3 AND m.seq < ?4" \
              " AND NOT EXISTS (SELECT 1 FROM messages x"                       \
-             "  WHERE x.publisher = ?1 AND x.channel = ?2"                      \
+             "  WHERE x.publisher = m.publisher AND x.channel = ?2"            \
              "  AND x.seq = m.seq + 1) ORDER BY m.seq LIMIT 1")                \
-  X(SEQ_NEXT, "SELECT min(seq) FROM messages WHERE publisher = ?1"             \
+  X(SEQ_NEXT, "SELECT min(seq) FROM messages WHERE publisher = " PUB_ID("?1") \
               " AND channel = ?2 AND seq > ?3 AND seq <= ?4")                  \
   X(SEQ_RANGE, "SELECT " STORE_MSG_COLS " FROM messages"                       \
-               " WHERE publisher = ?1 AND channel = ?2 AND seq >= ?3"          \
+               " WHERE publisher = " PUB_ID("?1") " AND channel = ?2"          \
+               " AND seq >= ?3"                                                \
                " AND seq <= ?4 ORDER BY seq LIMIT ?5")                         \
   X(PIN_PUT, "INSERT INTO trust (pk, name, addr, safety, since)"               \
              " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pk) DO UPDATE SET"     \
@@ -204,6 +216,13 @@ struct parley_store {
   int pend_failed;         /* an insert failed: the commit must fail */
   sqlite3_stmt *pend_st[2]; /* one row, a chunk of rows */
   struct parley_map hwm;   /* publisher (32) + channel -> struct pend_hwm* */
+  /* Publisher ids (store_pub.c): key (32) -> int64_t*, the last one looked
+   * up, and whether the open transaction added a publisher (a rollback
+   * then forgets them all). */
+  struct parley_map pubs;
+  uint8_t pub_last_pk[32];
+  int64_t pub_last_id;     /* 0: none */
+  int pub_unsure;
   char errmsg[256];
 };
 
@@ -334,6 +353,19 @@ PARLEY_NODISCARD int parley__ob_load(struct parley_store *s)
     PARLEY_NONNULL(1);
 /* Frees what memory holds of them. */
 void parley__ob_drop(struct parley_store *s) PARLEY_NONNULL(1);
+
+/* ---- store_pub.c: publisher ids ---- */
+
+/* The id of publisher key pk in publishers, added when new.  OUT: *id. */
+PARLEY_NODISCARD int parley__store_pub_id(struct parley_store *s,
+                                          const uint8_t pk[32], int64_t *id)
+    PARLEY_NONNULL(1, 2, 3);
+/* Transaction hooks: a commit keeps the ids learnt, a rollback (or a
+ * transaction SQLite ended on its own, seen at the next begin) forgets
+ * them if the transaction added any. */
+void parley__store_pub_commit(struct parley_store *s) PARLEY_NONNULL(1);
+void parley__store_pub_rollback(struct parley_store *s) PARLEY_NONNULL(1);
+void parley__store_pub_free(struct parley_store *s) PARLEY_NONNULL(1);
 
 /* ---- store_pend.c: pending message rows ---- */
 

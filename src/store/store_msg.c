@@ -16,13 +16,16 @@
 static int put_row(struct parley_store *s, const struct parley_msg *m,
                    int64_t *id) {
   struct store_run r = {0};
-  int64_t changes = 0;
+  int64_t changes = 0, pub = 0;
   int src = SQLITE_OK, rc;
 
+  rc = parley__store_pub_id(s, m->publisher, &pub);
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_PUT], &r);
   if (rc < 0)
     return rc;
-  src = bind_blob(src, r.st, 1, m->publisher, 32);
+  src = bind_i64(src, r.st, 1, pub);
   src = bind_text(src, r.st, 2, m->channel, m->channel_len);
   src = bind_i64(src, r.st, 3, (int64_t)m->seq);
   src = bind_i64(src, r.st, 4, m->ts_ms);
@@ -175,7 +178,7 @@ enum {
 static const char *const query_where[] = {
     " AND channel = :channel",
     " AND substr(channel, 1, 1) = '@'",
-    " AND publisher = :from",
+    (" AND publisher = " PUB_ID(":from")),
     " AND ts >= :since",
     " AND ts <= :until",
     (" AND rowid IN (SELECT rowid FROM messages_fts"

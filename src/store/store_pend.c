@@ -42,7 +42,8 @@ struct pend_row {
   int64_t rowid, seq, ts, stored;
   uint32_t flags;
   uint8_t outgoing, has_chain;
-  uint8_t publisher[32], chain[32];
+  int64_t pub; /* publisher id (store_pub.c) */
+  uint8_t chain[32];
   size_t ch_off, body_off; /* into s->pend_bytes */
   size_t ch_len, body_len;
 };
@@ -87,7 +88,7 @@ static int bind_row(struct parley_store *s, sqlite3_stmt *st, int base,
   int src = SQLITE_OK;
 
   src = bind_i64(src, st, base + 1, p->rowid);
-  src = bind_blob(src, st, base + 2, p->publisher, 32);
+  src = bind_i64(src, st, base + 2, p->pub);
   src = bind_text(src, st, base + 3, (const char *)bytes + p->ch_off,
                   p->ch_len);
   src = bind_i64(src, st, base + 4, p->seq);
@@ -283,6 +284,7 @@ int parley__pend_put(struct parley_store *s, const struct parley_msg *m,
                      int64_t *rowid) {
   struct pend_hwm *h = NULL;
   struct pend_row *p;
+  int64_t pub = 0;
   int rc;
 
   if (s->pend_failed)
@@ -301,6 +303,9 @@ int parley__pend_put(struct parley_store *s, const struct parley_msg *m,
       return rc;
     s->pend_next = (int64_t)top + 1;
   }
+  rc = parley__store_pub_id(s, m->publisher, &pub);
+  if (rc < 0)
+    return rc;
   if (grow(s, m->channel_len + m->body_len) < 0)
     return PARLEY_EAGAIN;
   p = &s->pend[s->npend];
@@ -310,7 +315,7 @@ int parley__pend_put(struct parley_store *s, const struct parley_msg *m,
   p->stored = m->stored_ms != 0 ? m->stored_ms : parley_now_ms();
   p->flags = m->flags;
   p->outgoing = m->outgoing != 0;
-  memcpy(p->publisher, m->publisher, 32);
+  p->pub = pub;
   p->has_chain = m->chain != NULL;
   if (m->chain != NULL)
     memcpy(p->chain, m->chain, 32);

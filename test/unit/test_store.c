@@ -183,13 +183,13 @@ static struct got run_query(struct parley_store *s,
 static void test_open_migrates_once(void **state) {
   struct fx *f = *state;
 
-  assert_int_equal(parley_store_schema_version(f->s), 7);
-  assert_int_equal(parley__store_schema_latest(), 7);
-  assert_int_equal(parley__store_migrations_applied(f->s), 7);
+  assert_int_equal(parley_store_schema_version(f->s), 8);
+  assert_int_equal(parley__store_schema_latest(), 8);
+  assert_int_equal(parley__store_migrations_applied(f->s), 8);
   put(f->s, 1, "news", 1, 10, 0, "kept across reopen");
   reopen(f);
   assert_int_equal(parley__store_migrations_applied(f->s), 0);
-  assert_int_equal(parley_store_schema_version(f->s), 7);
+  assert_int_equal(parley_store_schema_version(f->s), 8);
   {
     uint64_t n = 0;
     assert_int_equal(parley_store_count_messages(f->s, &n), PARLEY_OK);
@@ -197,7 +197,7 @@ static void test_open_migrates_once(void **state) {
   }
   parley_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 8);
   assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x50524c59);
   {
     sqlite3 *db;
@@ -221,14 +221,14 @@ static void test_open_refuses_newer_schema(void **state) {
 
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "PRAGMA user_version = 8");
+  raw_exec(f->path, "PRAGMA user_version = 9");
   before = f->warnings;
   assert_int_equal(parley_store_open(f->path, &f->log, &s2), PARLEY_ESTORE);
   assert_null(s2);
   assert_true(f->warnings > before); /* the refusal was logged */
   /* Nothing was touched: the version is still the newer one. */
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 8);
-  raw_exec(f->path, "PRAGMA user_version = 7");
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 9);
+  raw_exec(f->path, "PRAGMA user_version = 8");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
 }
 
@@ -2014,6 +2014,58 @@ static void test_sync_summary(void **state) {
                    PARLEY_EINVAL);
 }
 
+/* Publisher ids (store_pub.c): a publisher first seen in a transaction
+ * that rolls back must not leave its id cached, or the next message from
+ * it would name a publishers row that does not exist. */
+static void test_publisher_ids_rollback(void **state) {
+  struct fx *f = *state;
+  uint8_t k[32];
+  struct one o;
+  struct parley_msg m;
+  int64_t id = 0;
+
+  key(k, 0x51);
+  memset(&m, 0, sizeof m);
+  m.publisher = k;
+  m.channel = "news";
+  m.channel_len = 4;
+  m.body = (const uint8_t *)"first";
+  m.body_len = 5;
+  m.flags = 0x4; /* binary: no full-text entry */
+  m.ts_ms = 10;
+  m.seq = 1;
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM publishers"), 0);
+  /* Inside a transaction (a pending row) and outside one (a plain insert):
+   * both add the publisher again. */
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
+                   PARLEY_OK);
+  assert_int_equal(o.calls, 1);
+  assert_memory_equal(o.pub, k, 32);
+  key(k, 0x52);
+  assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
+  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
+                   PARLEY_OK);
+  assert_memory_equal(o.pub, k, 32);
+  /* Two publishers, two ids; a key never stored matches nothing. */
+  assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT publisher)"
+                                    " FROM messages"),
+                   2);
+  key(k, 0x53);
+  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
+                   PARLEY_ENOTFOUND);
+}
+
 /* Schema version 1 exactly as released, to test the migration to 2. */
 static const char v1_schema[] =
     "PRAGMA application_id = 1347570777;"
@@ -2056,8 +2108,8 @@ static void test_migrate_v1_to_v2(void **state) {
   snprintf(path, sizeof path, "%s/v1.db", f->dir);
   raw_exec(path, v1_schema);
   assert_int_equal(parley_store_open(path, &f->log, &s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(s), 7);
-  assert_int_equal(parley__store_migrations_applied(s), 6);
+  assert_int_equal(parley_store_schema_version(s), 8);
+  assert_int_equal(parley__store_migrations_applied(s), 7);
   /* The old message is there, without a chain value. */
   memset(&c, 0, sizeof c);
   assert_int_equal(parley_store_get_message(s, zero, "news", 1, see_chain, &c),
@@ -2096,13 +2148,33 @@ static void test_migrate_v1_to_v2(void **state) {
     assert_int_equal(parley_store_outbox_ack_row(s, zero, 1), PARLEY_OK);
     assert_int_equal(parley_store_outbox_count(s, &n), PARLEY_OK);
     assert_int_equal(n, 0);
+    /* Migration 8: publishers by id, the old one first; queries by
+     * publisher still find each one's own messages. */
+    q = all();
+    q.from = zero;
+    g = run_query(s, &q);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.rowid[0], 1);
+    key(h, 3);
+    q.from = h;
+    g = run_query(s, &q);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(g.rowid[0], 2);
   }
   parley_store_close(s);
-  assert_int_equal(raw_int(path, "PRAGMA user_version"), 7);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), 8);
   assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"
                                  " WHERE name LIKE '%_v6'"
+                                 " OR name LIKE '%_v8'"
                                  " OR name = 'messages_fts_insert'"
                                  " OR name = 'outbox_recipient'"),
+                   0);
+  assert_int_equal(raw_int(path, "SELECT count(*) FROM publishers"), 2);
+  assert_int_equal(raw_int(path, "SELECT id FROM publishers"
+                                 " WHERE pk = zeroblob(32)"),
+                   1);
+  assert_int_equal(raw_int(path, "SELECT count(*) FROM messages"
+                                 " WHERE typeof(publisher) <> 'integer'"),
                    0);
   unlink(path);
 }
@@ -2116,6 +2188,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_settings, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_publisher_ids_rollback, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_put_get_duplicate, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_empty_body_and_stored_now, setup,
                                       teardown),
