@@ -5,8 +5,10 @@
  * cache, the error path and transactions; store_msg.c stores and queries
  * messages; store_state.c keeps the small tables (sequence counters, outbox,
  * subscriptions, peer cache); store_chain.c the hash chains; store_trust.c
- * pinned keys and replay windows.  Nothing outside src/store/ and
- * test/unit/test_store.c includes this header; the contract is store.h.
+ * pinned keys and replay windows; store_obatch.c outbox batches;
+ * store_pend.c pending message rows; store_pub.c publisher ids.  Nothing
+ * outside src/store/ and the store's unit tests includes this header; the
+ * contract is store.h.
  */
 #ifndef PARLEY_STORE_STORE_INT_H
 #define PARLEY_STORE_STORE_INT_H
