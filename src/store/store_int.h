@@ -95,6 +95,7 @@
   X(OBB_PUT, "INSERT INTO outbox_batch (recipient, rowids, next_try, created)" \
              " VALUES (?1, ?2, ?3, ?4)")                                       \
   X(OBB_DEL, "DELETE FROM outbox_batch WHERE id = ?1")                         \
+  X(OBB_SET, "UPDATE outbox_batch SET rowids = ?2 WHERE id = ?1")              \
   X(OBB_ALL, "SELECT id, recipient, rowids, next_try, created"                 \
              " FROM outbox_batch ORDER BY id")                                 \
   X(MSG_ROWID, "SELECT rowid FROM messages WHERE publisher = " PUB_ID("?1")   \
@@ -201,12 +202,15 @@ struct parley_store {
   size_t ndirty;           /* heads advanced in the open transaction */
   /* Outbox batches (store_obatch.c): by recipient, and all of them oldest
    * first; ob_left counts their deliveries not acked yet.  ob_stale: a
-   * rollback may have undone what memory says, reload before use. */
+   * rollback may have undone what memory says, reload before use.
+   * ob_dirty: written batches acked in part in the open transaction (their
+   * rows are rewritten at commit). */
   struct parley_map ob;    /* recipient (32) -> struct ob_rcpt* */
   struct ob_batch *ob_first, *ob_last;
   uint64_t ob_left;
   int64_t ob_floor;        /* highest msg_rowid in outbox rows at load */
   int ob_stale;
+  size_t ob_dirty;
   /* Pending rows (store_pend.c): messages put in the open transaction and
    * not inserted yet, their bytes (channels and bodies) in pend_bytes. */
   struct pend_row *pend;
@@ -347,7 +351,8 @@ PARLEY_NODISCARD int parley__ob_expand(struct parley_store *s, int64_t now_ms,
 /* Deliveries waiting in batches. */
 PARLEY_NODISCARD int parley__ob_left(struct parley_store *s, uint64_t *n)
     PARLEY_NONNULL(1, 2);
-/* Writes the open transaction's batches (before COMMIT). */
+/* Writes the open transaction's batches and the unacked rest of the
+ * written ones it acked in part (before COMMIT). */
 PARLEY_NODISCARD int parley__ob_flush(struct parley_store *s)
     PARLEY_NONNULL(1);
 /* Reads the batch rows into memory (at open). */

@@ -11,9 +11,12 @@
  * unacked when its batch falls due (the next_try of its first add), when
  * the recipient's deliveries are walked (outbox_for), or when the outbox
  * expires old rows, becomes an ordinary outbox row, and from there on
- * retries, back-off and expiry are as they were.  After a crash the rows
- * are read back at open, every delivery in them unacked: at-least-once, as
- * before.
+ * retries, back-off and expiry are as they were.  A row holds only the
+ * deliveries unacked at the commit that wrote it: a batch acked in part
+ * has its row rewritten at the next commit (at once outside a
+ * transaction).  After a crash the rows are read back at open, every
+ * delivery in them unacked, so what is sent again is what was unacked at
+ * the last commit: at-least-once, as before.
  *
  * Only a rowid above every rowid already added for that recipient is
  * batched (always the case for a new publish), so a delivery is never both
@@ -40,6 +43,7 @@ struct ob_batch {
   uint32_t n, left, cap;
   int64_t *rowids;                /* ascending */
   uint8_t *acked;                 /* per rowid */
+  int dirty;                      /* written, acked in part since */
 };
 
 struct ob_rcpt {
@@ -117,6 +121,8 @@ static void batch_unlink(struct parley_store *s, struct ob_batch *b) {
     r->open = NULL;
   r->left -= b->left;
   s->ob_left -= b->left;
+  if (b->dirty)
+    s->ob_dirty--;
   parley_free(b->rowids);
   parley_free(b->acked);
   parley_free(b);
@@ -290,16 +296,63 @@ static int row_delete(struct parley_store *s, int64_t id) {
   return rc;
 }
 
-static int row_write(struct parley_store *s, struct ob_batch *b) {
+/* The batch's unacked rowids as runs.  OUT: *runs (caller frees), *len. */
+static int encode_left(const struct ob_batch *b, uint8_t **runs,
+                       size_t *len) {
+  int64_t *left = b->rowids;
+  uint32_t k = 0;
+
+  *runs = parley_malloc((size_t)b->left * PARLEY_OB_RUN);
+  if (*runs == NULL)
+    return PARLEY_ENOMEM;
+  if (b->left < b->n) {
+    left = parley_malloc((size_t)b->left * sizeof *left);
+    if (left == NULL) {
+      parley_free(*runs);
+      *runs = NULL;
+      return PARLEY_ENOMEM;
+    }
+    for (uint32_t i = 0; i < b->n; i++)
+      if (!b->acked[i])
+        left[k++] = b->rowids[i];
+  }
+  *len = parley__ob_encode(left, b->left, *runs);
+  if (left != b->rowids)
+    parley_free(left);
+  return PARLEY_OK;
+}
+
+/* Rewrites a written batch's row with its unacked deliveries. */
+static int row_update(struct parley_store *s, struct ob_batch *b) {
   struct store_run r;
-  uint8_t *runs;
-  size_t len;
+  uint8_t *runs = NULL;
+  size_t len = 0;
   int src = SQLITE_OK, rc;
 
-  runs = parley_malloc((size_t)b->n * PARLEY_OB_RUN);
-  if (runs == NULL)
-    return PARLEY_ENOMEM;
-  len = parley__ob_encode(b->rowids, b->n, runs);
+  rc = encode_left(b, &runs, &len);
+  if (rc < 0)
+    return rc;
+  rc = parley__store_run_start(s, s->stmt[ST_OBB_SET], &r);
+  if (rc == PARLEY_OK) {
+    src = bind_i64(src, r.st, 1, b->id);
+    src = bind_blob(src, r.st, 2, runs, len);
+    rc = src != SQLITE_OK ? parley__store_fail_sql(s, src, "outbox batch")
+                          : parley__store_exec(s, &r, "outbox batch", NULL);
+    parley__store_run_end(&r);
+  }
+  parley_free(runs);
+  return rc;
+}
+
+static int row_write(struct parley_store *s, struct ob_batch *b) {
+  struct store_run r;
+  uint8_t *runs = NULL;
+  size_t len = 0;
+  int src = SQLITE_OK, rc;
+
+  rc = encode_left(b, &runs, &len);
+  if (rc < 0)
+    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_OBB_PUT], &r);
   if (rc == PARLEY_OK) {
     src = bind_blob(src, r.st, 1, b->r->pk, 32);
@@ -430,6 +483,18 @@ int parley__ob_ack(struct parley_store *s, const uint8_t recipient[32],
   b->left--;
   r->left--;
   s->ob_left--;
+  if (b->left > 0 && b->id != 0) {
+    /* Its row still names this delivery: rewritten at the commit, or
+     * now when there is none to wait for. */
+    if (!parley_store_in_tx(s)) {
+      rc = row_update(s, b);
+      return rc < 0 ? rc : 1;
+    }
+    if (!b->dirty) {
+      b->dirty = 1;
+      s->ob_dirty++;
+    }
+  }
   if (b->left > 0)
     return 1;
   /* The last one: a written batch's row goes, an unwritten one never is. */
@@ -485,6 +550,17 @@ int parley__ob_flush(struct parley_store *s) {
       continue;
     b->r->open = NULL;
     rc = row_write(s, b);
+  }
+  /* Written batches acked in part: their rows keep only the rest. */
+  for (b = s->ob_first; rc == PARLEY_OK && s->ob_dirty > 0 && b != NULL;
+       b = b->next) {
+    if (!b->dirty)
+      continue;
+    rc = row_update(s, b);
+    if (rc == PARLEY_OK) {
+      b->dirty = 0;
+      s->ob_dirty--;
+    }
   }
   return rc;
 }
