@@ -11,17 +11,14 @@
 
 /* ---- Messages ------------------------------------------------------------ */
 
-/* Inserts the row.  OUT: *id.  PARLEY_EEXIST when (publisher, channel,
- * seq) is stored already. */
+/* Inserts the row, pub being m's publisher id.  OUT: *id.  PARLEY_EEXIST
+ * when (publisher, channel, seq) is stored already. */
 static int put_row(struct parley_store *s, const struct parley_msg *m,
-                   int64_t *id) {
+                   int64_t pub, int64_t *id) {
   struct store_run r = {0};
-  int64_t changes = 0, pub = 0;
+  int64_t changes = 0;
   int src = SQLITE_OK, rc;
 
-  rc = parley__store_pub_id(s, m->publisher, &pub);
-  if (rc < 0)
-    return rc;
   rc = parley__store_run_start(s, s->stmt[ST_PUT], &r);
   if (rc < 0)
     return rc;
@@ -73,7 +70,7 @@ int parley__store_put_text(struct parley_store *s, int64_t id,
 
 int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
                              int64_t *rowid) {
-  int64_t id = 0;
+  int64_t id = 0, pub = 0;
   int rc;
 
   if (m->publisher == NULL)
@@ -95,15 +92,20 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
       return rc;
     }
   }
+  /* Before the savepoint: undoing it must not undo a publishers row
+   * that store_pub.c has cached. */
+  rc = parley__store_pub_id(s, m->publisher, &pub);
+  if (rc < 0)
+    return rc;
   if (m->flags & PARLEY_MSG_BINARY) {
     /* Binary bodies are not indexed: one statement. */
-    rc = put_row(s, m, &id);
+    rc = put_row(s, m, pub, &id);
   } else {
     /* The row and its index entry commit together or not at all. */
     rc = parley__store_run_simple(s, ST_TEXT_BEGIN, "put_message");
     if (rc < 0)
       return rc;
-    rc = put_row(s, m, &id);
+    rc = put_row(s, m, pub, &id);
     if (rc == PARLEY_OK)
       rc = parley__store_put_text(s, id, m);
     if (rc < 0 && rc != PARLEY_EEXIST)
