@@ -322,51 +322,34 @@ static int encode_left(const struct ob_batch *b, uint8_t **runs,
   return PARLEY_OK;
 }
 
-/* Rewrites a written batch's row with its unacked deliveries. */
-static int row_update(struct parley_store *s, struct ob_batch *b) {
+/* Writes the batch's row with its unacked deliveries: a new row (and
+ * b->id) for a batch not written yet, the rowids of its row otherwise. */
+static int row_save(struct parley_store *s, struct ob_batch *b) {
   struct store_run r;
   uint8_t *runs = NULL;
   size_t len = 0;
-  int src = SQLITE_OK, rc;
+  int fresh = b->id == 0, src = SQLITE_OK, rc;
 
   rc = encode_left(b, &runs, &len);
   if (rc < 0)
     return rc;
-  rc = parley__store_run_start(s, s->stmt[ST_OBB_SET], &r);
+  rc = parley__store_run_start(s, s->stmt[fresh ? ST_OBB_PUT : ST_OBB_SET],
+                               &r);
   if (rc == PARLEY_OK) {
-    src = bind_i64(src, r.st, 1, b->id);
+    if (fresh) {
+      src = bind_blob(src, r.st, 1, b->r->pk, 32);
+      src = bind_i64(src, r.st, 3, b->next_try);
+      src = bind_i64(src, r.st, 4, b->created);
+    } else {
+      src = bind_i64(src, r.st, 1, b->id);
+    }
     src = bind_blob(src, r.st, 2, runs, len);
     rc = src != SQLITE_OK ? parley__store_fail_sql(s, src, "outbox batch")
                           : parley__store_exec(s, &r, "outbox batch", NULL);
     parley__store_run_end(&r);
   }
   parley_free(runs);
-  return rc;
-}
-
-static int row_write(struct parley_store *s, struct ob_batch *b) {
-  struct store_run r;
-  uint8_t *runs = NULL;
-  size_t len = 0;
-  int src = SQLITE_OK, rc;
-
-  rc = encode_left(b, &runs, &len);
-  if (rc < 0)
-    return rc;
-  rc = parley__store_run_start(s, s->stmt[ST_OBB_PUT], &r);
-  if (rc == PARLEY_OK) {
-    src = bind_blob(src, r.st, 1, b->r->pk, 32);
-    src = bind_blob(src, r.st, 2, runs, len);
-    src = bind_i64(src, r.st, 3, b->next_try);
-    src = bind_i64(src, r.st, 4, b->created);
-    if (src != SQLITE_OK)
-      rc = parley__store_fail_sql(s, src, "outbox batch");
-    else
-      rc = parley__store_exec(s, &r, "outbox batch", NULL);
-    parley__store_run_end(&r);
-  }
-  parley_free(runs);
-  if (rc == PARLEY_OK)
+  if (rc == PARLEY_OK && fresh)
     b->id = sqlite3_last_insert_rowid(s->db);
   return rc;
 }
@@ -487,7 +470,7 @@ int parley__ob_ack(struct parley_store *s, const uint8_t recipient[32],
     /* Its row still names this delivery: rewritten at the commit, or
      * now when there is none to wait for. */
     if (!parley_store_in_tx(s)) {
-      rc = row_update(s, b);
+      rc = row_save(s, b);
       return rc < 0 ? rc : 1;
     }
     if (!b->dirty) {
@@ -549,14 +532,14 @@ int parley__ob_flush(struct parley_store *s) {
     if (b->id != 0)
       continue;
     b->r->open = NULL;
-    rc = row_write(s, b);
+    rc = row_save(s, b);
   }
   /* Written batches acked in part: their rows keep only the rest. */
   for (b = s->ob_first; rc == PARLEY_OK && s->ob_dirty > 0 && b != NULL;
        b = b->next) {
     if (!b->dirty)
       continue;
-    rc = row_update(s, b);
+    rc = row_save(s, b);
     if (rc == PARLEY_OK) {
       b->dirty = 0;
       s->ob_dirty--;

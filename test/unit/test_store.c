@@ -113,12 +113,12 @@ static int raw_int(const char *path, const char *sql) {
 
 static void key(uint8_t k[32], uint8_t n) { memset(k, n, 32); }
 
-/* Stores a text message; returns its rowid. */
-static int64_t put(struct parley_store *s, uint8_t pub, const char *channel,
-                   uint64_t seq, int64_t ts, uint32_t flags, const char *body) {
+/* Stores a message; returns what put_message returned.  OUT: *rowid. */
+static int put_rc(struct parley_store *s, uint8_t pub, const char *channel,
+                  uint64_t seq, int64_t ts, uint32_t flags, const char *body,
+                  int64_t *rowid) {
   uint8_t k[32];
   struct parley_msg m;
-  int64_t rowid = -1;
 
   key(k, pub);
   memset(&m, 0, sizeof m);
@@ -131,7 +131,16 @@ static int64_t put(struct parley_store *s, uint8_t pub, const char *channel,
   m.body = (const uint8_t *)body;
   m.body_len = strlen(body);
   m.stored_ms = 1000;
-  assert_int_equal(parley_store_put_message(s, &m, &rowid), PARLEY_OK);
+  return parley_store_put_message(s, &m, rowid);
+}
+
+/* Stores a message that must be new; returns its rowid. */
+static int64_t put(struct parley_store *s, uint8_t pub, const char *channel,
+                   uint64_t seq, int64_t ts, uint32_t flags, const char *body) {
+  int64_t rowid = -1;
+
+  assert_int_equal(put_rc(s, pub, channel, seq, ts, flags, body, &rowid),
+                   PARLEY_OK);
   assert_true(rowid > 0);
   return rowid;
 }
@@ -1343,17 +1352,8 @@ static void test_transactions(void **state) {
   /* A duplicate inside a transaction fails alone; the rest commits. */
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
   put(f->s, 1, "news", 2, 2, 0, "two");
-  {
-    struct parley_msg m;
-    memset(&m, 0, sizeof m);
-    m.publisher = k;
-    m.channel = "news";
-    m.channel_len = 4;
-    m.seq = 1;
-    m.body = (const uint8_t *)"dup";
-    m.body_len = 3;
-    assert_int_equal(parley_store_put_message(f->s, &m, NULL), PARLEY_EEXIST);
-  }
+  assert_int_equal(put_rc(f->s, 1, "news", 1, 0, 0, "dup", NULL),
+                   PARLEY_EEXIST);
   put(f->s, 1, "news", 3, 3, 0, "three");
   assert_int_equal(parley_store_in_tx(f->s), 1);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
@@ -2014,6 +2014,19 @@ static void test_sync_summary(void **state) {
                    PARLEY_EINVAL);
 }
 
+/* The message (pub, "news", seq) reads back with pub's key. */
+static void reads_back(struct parley_store *s, uint8_t pub, uint64_t seq) {
+  uint8_t k[32];
+  struct one o;
+
+  key(k, pub);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(parley_store_get_message(s, k, "news", seq, grab, &o),
+                   PARLEY_OK);
+  assert_int_equal(o.calls, 1);
+  assert_memory_equal(o.pub, k, 32);
+}
+
 /* Publisher ids (store_pub.c): a publisher first seen in a transaction
  * that rolls back must not leave its id cached, or the next message from
  * it would name a publishers row that does not exist. */
@@ -2021,62 +2034,34 @@ static void test_publisher_ids_rollback(void **state) {
   struct fx *f = *state;
   uint8_t k[32];
   struct one o;
-  struct parley_msg m;
-  int64_t id = 0;
 
-  key(k, 0x51);
-  memset(&m, 0, sizeof m);
-  m.publisher = k;
-  m.channel = "news";
-  m.channel_len = 4;
-  m.body = (const uint8_t *)"first";
-  m.body_len = 5;
-  m.flags = 0x4; /* binary: no full-text entry */
-  m.ts_ms = 10;
-  m.seq = 1;
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  put(f->s, 0x51, "news", 1, 10, 0x4, "first");
   assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
   assert_int_equal(raw_int(f->path, "SELECT count(*) FROM publishers"), 0);
   /* Inside a transaction (a pending row) and outside one (a plain insert):
    * both add the publisher again. */
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  put(f->s, 0x51, "news", 1, 10, 0x4, "first");
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  memset(&o, 0, sizeof o);
-  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
-                   PARLEY_OK);
-  assert_int_equal(o.calls, 1);
-  assert_memory_equal(o.pub, k, 32);
-  key(k, 0x52);
+  reads_back(f->s, 0x51, 1);
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
+  put(f->s, 0x52, "news", 1, 10, 0x4, "first");
   assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
-  memset(&o, 0, sizeof o);
-  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
-                   PARLEY_OK);
-  assert_memory_equal(o.pub, k, 32);
+  put(f->s, 0x52, "news", 1, 10, 0x4, "first");
+  reads_back(f->s, 0x52, 1);
   /* A text message whose insert fails (here SQLITE_TOOBIG, from a
    * trigger the test adds) undoes its savepoint; the publisher it named
    * first must not be undone with it. */
   raw_exec(f->path, "CREATE TRIGGER boom BEFORE INSERT ON messages"
                     " WHEN new.body = CAST('boom' AS BLOB)"
                     " BEGIN SELECT zeroblob(2000000000); END");
-  key(k, 0x54);
-  m.flags = 0;
-  m.body = (const uint8_t *)"boom";
-  m.body_len = 4;
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_ESTORE);
-  m.body = (const uint8_t *)"fine";
-  assert_int_equal(parley_store_put_message(f->s, &m, &id), PARLEY_OK);
-  memset(&o, 0, sizeof o);
-  assert_int_equal(parley_store_get_message(f->s, k, "news", 1, grab, &o),
-                   PARLEY_OK);
-  assert_memory_equal(o.pub, k, 32);
+  assert_int_equal(put_rc(f->s, 0x54, "news", 1, 10, 0, "boom", NULL),
+                   PARLEY_ESTORE);
+  put(f->s, 0x54, "news", 1, 10, 0, "fine");
+  reads_back(f->s, 0x54, 1);
   raw_exec(f->path, "DROP TRIGGER boom");
-  m.flags = 0x4;
-  /* Two publishers, two ids; a key never stored matches nothing. */
+  /* Three publishers, three ids; a key never stored matches nothing. */
   assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT publisher)"
                                     " FROM messages"),
                    3);
