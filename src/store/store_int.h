@@ -222,12 +222,11 @@ struct parley_store {
   int pend_failed;         /* an insert failed: the commit must fail */
   sqlite3_stmt *pend_st[2]; /* one row, a chunk of rows */
   struct parley_map hwm;   /* publisher (32) + channel -> struct pend_hwm* */
-  /* Publisher ids (store_pub.c): key (32) -> int64_t*, the last one looked
-   * up, and whether the open transaction added a publisher (a rollback
+  /* Publisher ids (store_pub.c): key (32) -> int64_t*, the entry found
+   * last, and whether the open transaction added a publisher (a rollback
    * then forgets them all). */
   struct parley_map pubs;
-  uint8_t pub_last_pk[32];
-  int64_t pub_last_id;     /* 0: none */
+  struct parley_map_memo pub_memo;
   int pub_unsure;
   char errmsg[256];
 };

@@ -18,7 +18,6 @@
  *     when the transaction added one.
  */
 #include <sqlite3.h>
-#include <string.h>
 
 #include "core/alloc.h"
 #include "store/store_int.h"
@@ -33,9 +32,8 @@ static void forget_all(struct parley_store *s) {
   parley_map_iter_init(&it, &s->pubs);
   while ((e = parley_map_iter_next(&it)) != NULL) {
     parley_free(e->value);
-    parley_map_iter_remove(&it);
+    parley_map_iter_remove(&it); /* also drops s->pub_memo */
   }
-  s->pub_last_id = 0;
   s->pub_unsure = 0;
 }
 
@@ -59,8 +57,6 @@ static void remember(struct parley_store *s, const uint8_t pk[32],
                      int64_t id) {
   int64_t *v;
 
-  memcpy(s->pub_last_pk, pk, 32);
-  s->pub_last_id = id;
   if (s->pubs.count >= PUB_CACHE_MAX)
     return;
   v = parley_malloc(sizeof *v);
@@ -76,14 +72,10 @@ int parley__store_pub_id(struct parley_store *s, const uint8_t pk[32],
   const int64_t *v;
   int rc;
 
-  if (s->pub_last_id != 0 && memcmp(s->pub_last_pk, pk, 32) == 0) {
-    *id = s->pub_last_id;
-    return PARLEY_OK;
-  }
-  v = parley_map_get(&s->pubs, pk, 32);
+  /* Nearly every put names the publisher of the put before it: the memo
+   * answers those without hashing the key. */
+  v = parley_map_get_memo(&s->pubs, &s->pub_memo, pk, 32);
   if (v != NULL) {
-    memcpy(s->pub_last_pk, pk, 32);
-    s->pub_last_id = *v;
     *id = *v;
     return PARLEY_OK;
   }
