@@ -322,6 +322,30 @@ static const char *const migrations[] = {
     "  VALUES ('delete', old.rowid, CAST(old.body AS TEXT));\n"
     "END;\n"
     "PRAGMA user_version = 8;\n",
+    /* 9: spans replace the three secondary indexes of messages (one B-tree
+     * insert each per message) with one row per run of a publisher's
+     * messages on a channel (docs/internals/STORE.md, "Schema version 9").
+     * Old rows get one span per (publisher, channel) per 64 rowids. */
+    "DROP INDEX messages_channel_ts;\n"
+    "DROP INDEX messages_publisher_ts;\n"
+    "DROP INDEX messages_ts;\n"
+    "CREATE TABLE spans (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  publisher INTEGER NOT NULL,\n"
+    "  channel TEXT NOT NULL,\n"
+    "  lo INTEGER NOT NULL,\n"
+    "  hi INTEGER NOT NULL CHECK (hi >= lo),\n"
+    "  ts_lo INTEGER NOT NULL,\n"
+    "  ts_hi INTEGER NOT NULL CHECK (ts_hi >= ts_lo)\n"
+    ");\n"
+    "CREATE INDEX spans_channel_ts ON spans (channel, ts_hi);\n"
+    "CREATE INDEX spans_publisher_ts ON spans (publisher, ts_hi);\n"
+    "CREATE INDEX spans_ts ON spans (ts_hi);\n"
+    "INSERT INTO spans (publisher, channel, lo, hi, ts_lo, ts_hi)\n"
+    "  SELECT publisher, channel, min(rowid), max(rowid), min(ts), max(ts)\n"
+    "  FROM messages GROUP BY rowid >> 6, publisher, channel\n"
+    "  ORDER BY min(rowid);\n"
+    "PRAGMA user_version = 9;\n",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))

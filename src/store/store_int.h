@@ -51,9 +51,15 @@
          " ON CONFLICT (publisher, channel, seq) DO NOTHING")                  \
   X(FTS_PUT, "INSERT INTO messages_fts (rowid, body)"                         \
              " VALUES (?1, CAST(?2 AS TEXT))")                                 \
-  X(TEXT_BEGIN, "SAVEPOINT put_text")                                          \
-  X(TEXT_END, "RELEASE put_text")                                              \
-  X(TEXT_UNDO, "ROLLBACK TO put_text")                                         \
+  X(PUT_BEGIN, "SAVEPOINT put_one")                                            \
+  X(PUT_END, "RELEASE put_one")                                                \
+  X(PUT_UNDO, "ROLLBACK TO put_one")                                           \
+  X(SPAN_PUT, "INSERT INTO spans (publisher, channel, lo, hi, ts_lo, ts_hi)"   \
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                              \
+  X(SPAN_ROWS, "SELECT rowid, ts FROM messages WHERE rowid BETWEEN ?1 AND ?2"  \
+               " AND publisher = ?3 AND channel = ?4 AND ts BETWEEN ?5 AND ?6" \
+               " AND rowid > ?7")                                              \
+  X(GET_ROWID, "SELECT " STORE_MSG_COLS " FROM messages WHERE rowid = ?1")     \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = " PUB_ID("?1") " AND channel = ?2 AND seq = ?3")  \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
@@ -393,6 +399,16 @@ void parley__pend_free(struct parley_store *s) PARLEY_NONNULL(1);
 /* store_msg.c: m's body into the full-text index under rowid id. */
 PARLEY_NODISCARD int parley__store_put_text(struct parley_store *s, int64_t id,
                                             const struct parley_msg *m)
+    PARLEY_NONNULL(1, 3);
+/* store_msg.c: a span (schema 9): the rows lo..hi (rowids) from publisher
+ * id pub on channel ch[0..chlen) include every message of that publisher
+ * on that channel in the range, with ts in ts_lo..ts_hi.  Rows of others
+ * may lie between them. */
+PARLEY_NODISCARD int parley__store_span_put(struct parley_store *s,
+                                            int64_t pub, const char *ch,
+                                            size_t chlen, int64_t lo,
+                                            int64_t hi, int64_t ts_lo,
+                                            int64_t ts_hi)
     PARLEY_NONNULL(1, 3);
 
 /* The rowids column of outbox_batch: runs of consecutive rowids, each

@@ -68,6 +68,29 @@ int parley__store_put_text(struct parley_store *s, int64_t id,
   return rc;
 }
 
+int parley__store_span_put(struct parley_store *s, int64_t pub,
+                           const char *ch, size_t chlen, int64_t lo,
+                           int64_t hi, int64_t ts_lo, int64_t ts_hi) {
+  struct store_run r = {0};
+  int src = SQLITE_OK, rc;
+
+  rc = parley__store_run_start(s, s->stmt[ST_SPAN_PUT], &r);
+  if (rc < 0)
+    return rc;
+  src = bind_i64(src, r.st, 1, pub);
+  src = bind_text(src, r.st, 2, ch, chlen);
+  src = bind_i64(src, r.st, 3, lo);
+  src = bind_i64(src, r.st, 4, hi);
+  src = bind_i64(src, r.st, 5, ts_lo);
+  src = bind_i64(src, r.st, 6, ts_hi);
+  if (src != SQLITE_OK)
+    rc = parley__store_fail_sql(s, src, "put_message span");
+  else
+    rc = parley__store_exec(s, &r, "put_message span", NULL);
+  parley__store_run_end(&r);
+  return rc;
+}
+
 int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
                              int64_t *rowid) {
   int64_t id = 0, pub = 0;
@@ -97,24 +120,23 @@ int parley_store_put_message(struct parley_store *s, const struct parley_msg *m,
   rc = parley__store_pub_id(s, m->publisher, &pub);
   if (rc < 0)
     return rc;
-  if (m->flags & PARLEY_MSG_BINARY) {
-    /* Binary bodies are not indexed: one statement. */
-    rc = put_row(s, m, pub, &id);
-  } else {
-    /* The row and its index entry commit together or not at all. */
-    rc = parley__store_run_simple(s, ST_TEXT_BEGIN, "put_message");
-    if (rc < 0)
-      return rc;
-    rc = put_row(s, m, pub, &id);
-    if (rc == PARLEY_OK)
-      rc = parley__store_put_text(s, id, m);
-    if (rc < 0 && rc != PARLEY_EEXIST)
-      (void)parley__store_run_simple(s, ST_TEXT_UNDO, "put_message undo");
-    {
-      int end = parley__store_run_simple(s, ST_TEXT_END, "put_message");
-      if (rc == PARLEY_OK && end < 0)
-        rc = end;
-    }
+  /* The row, its span and its full-text entry commit together or not at
+   * all. */
+  rc = parley__store_run_simple(s, ST_PUT_BEGIN, "put_message");
+  if (rc < 0)
+    return rc;
+  rc = put_row(s, m, pub, &id);
+  if (rc == PARLEY_OK)
+    rc = parley__store_span_put(s, pub, m->channel, m->channel_len, id, id,
+                                m->ts_ms, m->ts_ms);
+  if (rc == PARLEY_OK && !(m->flags & PARLEY_MSG_BINARY))
+    rc = parley__store_put_text(s, id, m); /* binary bodies: not indexed */
+  if (rc < 0 && rc != PARLEY_EEXIST)
+    (void)parley__store_run_simple(s, ST_PUT_UNDO, "put_message undo");
+  {
+    int end = parley__store_run_simple(s, ST_PUT_END, "put_message");
+    if (rc == PARLEY_OK && end < 0)
+      rc = end;
   }
   if (rc == PARLEY_OK)
     parley__pend_stored(s, m, id);
@@ -163,53 +185,7 @@ int parley_store_count_messages(struct parley_store *s, uint64_t *n) {
   return parley__store_count(s, ST_COUNT_MSG, "count_messages", n);
 }
 
-/* ---- History queries ----------------------------------------------------- */
-
-enum {
-  QF_CHANNEL = 1 << 0,
-  QF_DIRECT = 1 << 1,
-  QF_FROM = 1 << 2,
-  QF_SINCE = 1 << 3,
-  QF_UNTIL = 1 << 4,
-  QF_SEARCH = 1 << 5,
-  QF_AFTER = 1 << 6,
-  QF_LIMIT = 1 << 7
-};
-
-/* WHERE fragments in bit order (QF_LIMIT has none: it changes the frame). */
-static const char *const query_where[] = {
-    " AND channel = :channel",
-    " AND substr(channel, 1, 1) = '@'",
-    (" AND publisher = " PUB_ID(":from")),
-    " AND ts >= :since",
-    " AND ts <= :until",
-    (" AND rowid IN (SELECT rowid FROM messages_fts"
-     " WHERE messages_fts MATCH :search)"),
-    " AND rowid > :after",
-};
-
-#define QUERY_SQL_MAX 1024
-
-_Static_assert(QF_LIMIT * 2 == STORE_QUERY_SHAPES, "one cached shape per mask");
-
-/* Steps through a message-returning statement, calling cb for each row. */
-static int walk_msgs(struct parley_store *s, struct store_run *r,
-                     const char *what, parley_store_msg_cb cb, void *ctx) {
-  struct parley_msg m;
-  int src, rc;
-
-  while ((src = sqlite3_step(r->st)) == SQLITE_ROW) {
-    rc = parley__store_read_msg(s, r->st, 0, &m);
-    if (rc < 0)
-      return rc;
-    rc = cb(ctx, &m);
-    if (rc != 0)
-      return rc;
-  }
-  if (src != SQLITE_DONE)
-    return parley__store_fail_sql(s, src, what);
-  return PARLEY_OK;
-}
+/* ---- Full-text search text ----------------------------------------------- */
 
 static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
@@ -253,125 +229,4 @@ int parley__store_fts_quote(const char *in, char **out) {
   q[o] = '\0';
   *out = q;
   return PARLEY_OK;
-}
-
-/* Appends s at *pos; returns -1 if buf would overflow. */
-static int append(char *buf, size_t cap, size_t *pos, const char *s) {
-  size_t n = strlen(s);
-
-  if (*pos + n >= cap)
-    return -1;
-  memcpy(buf + *pos, s, n + 1);
-  *pos += n;
-  return 0;
-}
-
-/* Assembles the SQL of one query shape from constant fragments only. */
-static int shape_sql(unsigned mask, char *buf, size_t cap) {
-  size_t pos = 0;
-  int bad = 0;
-
-  buf[0] = '\0';
-  if (mask & QF_LIMIT)
-    bad |= append(buf, cap, &pos, "SELECT * FROM (");
-  bad |=
-      append(buf, cap, &pos, "SELECT " STORE_MSG_COLS " FROM messages WHERE 1");
-  for (unsigned i = 0; i < sizeof query_where / sizeof query_where[0]; i++)
-    if (mask & (1u << i))
-      bad |= append(buf, cap, &pos, query_where[i]);
-  if (mask & QF_LIMIT)
-    bad |= append(buf, cap, &pos,
-                  " ORDER BY ts DESC, rowid DESC LIMIT :limit)"
-                  " ORDER BY ts, rowid");
-  else
-    bad |= append(buf, cap, &pos, " ORDER BY ts, rowid");
-  return bad ? PARLEY_EINTERNAL : PARLEY_OK;
-}
-
-static int get_shape(struct parley_store *s, unsigned mask,
-                     sqlite3_stmt **out) {
-  char sql[QUERY_SQL_MAX];
-  int rc;
-
-  if (s->shape[mask] == NULL) {
-    rc = shape_sql(mask, sql, sizeof sql);
-    if (rc < 0)
-      return parley__store_fail(s, rc, "query", "query text too long");
-    rc = parley__store_prepare(s, sql, &s->shape[mask]);
-    if (rc < 0)
-      return rc;
-  }
-  *out = s->shape[mask];
-  return PARLEY_OK;
-}
-
-/* Binds a named parameter the shape contains (absent names are skipped). */
-static int bind_named_i64(int src, sqlite3_stmt *st, const char *name,
-                          int64_t v) {
-  int i = sqlite3_bind_parameter_index(st, name);
-  return i > 0 ? bind_i64(src, st, i, v) : src;
-}
-
-int parley_store_query(struct parley_store *s, const struct parley_query *q,
-                       parley_store_msg_cb cb, void *ctx) {
-  sqlite3_stmt *cached = NULL;
-  char *match = NULL;
-  unsigned mask = 0;
-  struct store_run r = {0};
-  int src = SQLITE_OK, rc;
-  size_t chlen = q->channel != NULL ? strlen(q->channel) : 0;
-
-  if (chlen > PARLEY_MAX_TOPIC)
-    return parley__store_fail(s, PARLEY_EINVAL, "query", "bad channel");
-  if (q->search != NULL) {
-    rc = parley__store_fts_quote(q->search, &match);
-    if (rc < 0)
-      return parley__store_fail(s, rc, "query", "search text");
-  }
-  if (chlen > 0)
-    mask |= QF_CHANNEL;
-  if (q->direct_only)
-    mask |= QF_DIRECT;
-  if (q->from != NULL)
-    mask |= QF_FROM;
-  if (q->since_ms != INT64_MIN)
-    mask |= QF_SINCE;
-  if (q->until_ms != INT64_MAX)
-    mask |= QF_UNTIL;
-  if (match != NULL)
-    mask |= QF_SEARCH;
-  if (q->after_rowid > 0)
-    mask |= QF_AFTER;
-  if (q->limit > 0)
-    mask |= QF_LIMIT;
-
-  rc = get_shape(s, mask, &cached);
-  if (rc == PARLEY_OK && cached == NULL)
-    rc = PARLEY_EINTERNAL;
-  if (rc == PARLEY_OK)
-    rc = parley__store_run_start(s, cached, &r);
-  if (rc < 0) {
-    parley_free(match);
-    return rc;
-  }
-  if (mask & QF_CHANNEL)
-    src = bind_text(src, r.st, sqlite3_bind_parameter_index(r.st, ":channel"),
-                    q->channel, chlen);
-  if (mask & QF_FROM)
-    src = bind_blob(src, r.st, sqlite3_bind_parameter_index(r.st, ":from"),
-                    q->from, 32);
-  if (mask & QF_SEARCH)
-    src = bind_text(src, r.st, sqlite3_bind_parameter_index(r.st, ":search"),
-                    match, strlen(match));
-  src = bind_named_i64(src, r.st, ":since", q->since_ms);
-  src = bind_named_i64(src, r.st, ":until", q->until_ms);
-  src = bind_named_i64(src, r.st, ":after", q->after_rowid);
-  src = bind_named_i64(src, r.st, ":limit", (int64_t)q->limit);
-  if (src != SQLITE_OK)
-    rc = parley__store_fail_sql(s, src, "query");
-  else
-    rc = walk_msgs(s, &r, "query", cb, ctx);
-  parley__store_run_end(&r);
-  parley_free(match);
-  return rc;
 }

@@ -2,13 +2,14 @@
  * store_pend.c — messages put inside a transaction, inserted a chunk at a
  * time (docs/internals/STORE.md, "Pending rows").
  *
- * A message row costs five B-tree inserts; one INSERT statement per row
- * adds the statement's own set-up (cursors on the table and its four
- * indexes, opened and closed each time) on top.  Inside a transaction,
- * parley_store_put_message therefore keeps the row here, with the rowid it
- * will have, and PEND_CHUNK rows go in with one multi-row INSERT.  Whatever
- * is pending goes in before any other statement of the store runs (so
- * every read sees it) and before COMMIT.
+ * One INSERT statement per row adds the statement's own set-up (cursors
+ * on the table and its index, opened and closed each time) to the B-tree
+ * inserts.  Inside a transaction, parley_store_put_message therefore keeps
+ * the row here, with the rowid it will have, and PEND_CHUNK rows go in
+ * with one multi-row INSERT; each run of PEND_CHUNK rows then gets one
+ * span per (publisher, channel) among them (schema 9).  Whatever is
+ * pending goes in before any other statement of the store runs (so every
+ * read sees it) and before COMMIT.
  *
  * What put_message must answer at once, it answers from memory:
  *   - the rowid: taken from s->pend_next, max(rowid) + 1 read once per
@@ -134,6 +135,41 @@ static int insert_rows(struct parley_store *s, size_t from, size_t n) {
   return rc;
 }
 
+/* Writes the spans of rows [from, from + n), n at most PEND_CHUNK: one per
+ * (publisher, channel) among them, so a span covers at most PEND_CHUNK
+ * rowids and a query reads at most that many rows to find its part. */
+static int put_spans(struct parley_store *s, size_t from, size_t n) {
+  struct {
+    const struct pend_row *first;
+    int64_t hi, ts_lo, ts_hi;
+  } g[PEND_CHUNK];
+  const char *bytes = (const char *)s->pend_bytes;
+  size_t ng = 0, j;
+  int rc = PARLEY_OK;
+
+  for (size_t i = from; i < from + n; i++) {
+    const struct pend_row *p = &s->pend[i];
+    for (j = 0; j < ng; j++)
+      if (g[j].first->pub == p->pub && g[j].first->ch_len == p->ch_len &&
+          memcmp(bytes + g[j].first->ch_off, bytes + p->ch_off, p->ch_len) ==
+              0)
+        break;
+    if (j == ng) {
+      g[ng].first = p;
+      g[ng].ts_lo = g[ng].ts_hi = p->ts;
+      ng++;
+    }
+    g[j].hi = p->rowid;
+    g[j].ts_lo = p->ts < g[j].ts_lo ? p->ts : g[j].ts_lo;
+    g[j].ts_hi = p->ts > g[j].ts_hi ? p->ts : g[j].ts_hi;
+  }
+  for (j = 0; j < ng && rc == PARLEY_OK; j++)
+    rc = parley__store_span_put(s, g[j].first->pub, bytes + g[j].first->ch_off,
+                                g[j].first->ch_len, g[j].first->rowid,
+                                g[j].hi, g[j].ts_lo, g[j].ts_hi);
+  return rc;
+}
+
 int parley__pend_flush(struct parley_store *s) {
   size_t done = 0, n;
   int rc = PARLEY_OK;
@@ -145,6 +181,10 @@ int parley__pend_flush(struct parley_store *s) {
     n = s->npend - done >= PEND_CHUNK ? PEND_CHUNK : 1;
     rc = insert_rows(s, done, n);
     done += n;
+  }
+  for (done = 0; rc == PARLEY_OK && done < s->npend; done += n) {
+    n = s->npend - done >= PEND_CHUNK ? PEND_CHUNK : s->npend - done;
+    rc = put_spans(s, done, n);
   }
   s->pend_flushing = 0;
   s->npend = 0;

@@ -98,6 +98,13 @@ static void raw_exec(const char *path, const char *sql) {
   sqlite3_close(db);
 }
 
+/* Messages no span covers (schema 9): every row must lie in a span of its
+ * own publisher and channel, rowid and ts within the span's bounds. */
+#define SPANS_MISSING                                                          \
+  "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM spans s"    \
+  " WHERE s.publisher = m.publisher AND s.channel = m.channel"                 \
+  " AND m.rowid BETWEEN s.lo AND s.hi AND m.ts BETWEEN s.ts_lo AND s.ts_hi)"
+
 static int raw_int(const char *path, const char *sql) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
@@ -192,13 +199,13 @@ static struct got run_query(struct parley_store *s,
 static void test_open_migrates_once(void **state) {
   struct fx *f = *state;
 
-  assert_int_equal(parley_store_schema_version(f->s), 8);
-  assert_int_equal(parley__store_schema_latest(), 8);
-  assert_int_equal(parley__store_migrations_applied(f->s), 8);
+  assert_int_equal(parley_store_schema_version(f->s), 9);
+  assert_int_equal(parley__store_schema_latest(), 9);
+  assert_int_equal(parley__store_migrations_applied(f->s), 9);
   put(f->s, 1, "news", 1, 10, 0, "kept across reopen");
   reopen(f);
   assert_int_equal(parley__store_migrations_applied(f->s), 0);
-  assert_int_equal(parley_store_schema_version(f->s), 8);
+  assert_int_equal(parley_store_schema_version(f->s), 9);
   {
     uint64_t n = 0;
     assert_int_equal(parley_store_count_messages(f->s, &n), PARLEY_OK);
@@ -206,7 +213,7 @@ static void test_open_migrates_once(void **state) {
   }
   parley_store_close(f->s);
   f->s = NULL;
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 8);
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 9);
   assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x50524c59);
   {
     sqlite3 *db;
@@ -230,14 +237,14 @@ static void test_open_refuses_newer_schema(void **state) {
 
   parley_store_close(f->s);
   f->s = NULL;
-  raw_exec(f->path, "PRAGMA user_version = 9");
+  raw_exec(f->path, "PRAGMA user_version = 10");
   before = f->warnings;
   assert_int_equal(parley_store_open(f->path, &f->log, &s2), PARLEY_ESTORE);
   assert_null(s2);
   assert_true(f->warnings > before); /* the refusal was logged */
   /* Nothing was touched: the version is still the newer one. */
-  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 9);
-  raw_exec(f->path, "PRAGMA user_version = 8");
+  assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 10);
+  raw_exec(f->path, "PRAGMA user_version = 9");
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
 }
 
@@ -2112,8 +2119,8 @@ static void test_migrate_v1_to_v2(void **state) {
   snprintf(path, sizeof path, "%s/v1.db", f->dir);
   raw_exec(path, v1_schema);
   assert_int_equal(parley_store_open(path, &f->log, &s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(s), 8);
-  assert_int_equal(parley__store_migrations_applied(s), 7);
+  assert_int_equal(parley_store_schema_version(s), 9);
+  assert_int_equal(parley__store_migrations_applied(s), 8);
   /* The old message is there, without a chain value. */
   memset(&c, 0, sizeof c);
   assert_int_equal(parley_store_get_message(s, zero, "news", 1, see_chain, &c),
@@ -2166,7 +2173,7 @@ static void test_migrate_v1_to_v2(void **state) {
     assert_int_equal(g.rowid[0], 2);
   }
   parley_store_close(s);
-  assert_int_equal(raw_int(path, "PRAGMA user_version"), 8);
+  assert_int_equal(raw_int(path, "PRAGMA user_version"), 9);
   assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"
                                  " WHERE name LIKE '%_v6'"
                                  " OR name LIKE '%_v8'"
@@ -2180,6 +2187,15 @@ static void test_migrate_v1_to_v2(void **state) {
   assert_int_equal(raw_int(path, "SELECT count(*) FROM messages"
                                  " WHERE typeof(publisher) <> 'integer'"),
                    0);
+  /* Migration 9: the message indexes gave way to spans, which cover the
+   * old rows as well as the new ones. */
+  assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master"
+                                 " WHERE name IN ('messages_ts',"
+                                 " 'messages_channel_ts',"
+                                 " 'messages_publisher_ts')"),
+                   0);
+  assert_int_equal(raw_int(path, SPANS_MISSING), 0);
+  assert_int_equal(raw_int(path, "SELECT count(*) FROM spans"), 3);
   unlink(path);
 }
 

@@ -141,7 +141,7 @@ static void test_replay_windows(void **state) {
   /* Kept across a reopen. */
   parley_store_close(f->s);
   assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
-  assert_int_equal(parley_store_schema_version(f->s), 8);
+  assert_int_equal(parley_store_schema_version(f->s), 9);
   assert_int_equal(parley_store_replay_get(f->s, a, "@x", &top, &seen),
                    PARLEY_OK);
   assert_int_equal(top, 71);
