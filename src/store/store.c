@@ -341,6 +341,7 @@ static const char *const migrations[] = {
     "CREATE INDEX spans_channel_ts ON spans (channel, ts_hi);\n"
     "CREATE INDEX spans_publisher_ts ON spans (publisher, ts_hi);\n"
     "CREATE INDEX spans_ts ON spans (ts_hi);\n"
+    "CREATE INDEX spans_extent ON spans (ts_hi - ts_lo);\n"
     "INSERT INTO spans (publisher, channel, lo, hi, ts_lo, ts_hi)\n"
     "  SELECT publisher, channel, min(rowid), max(rowid), min(ts), max(ts)\n"
     "  FROM messages GROUP BY rowid >> 6, publisher, channel\n"

@@ -45,7 +45,8 @@ static const char *const span_where[] = {
     " AND substr(channel, 1, 1) = '@'",
     (" AND publisher = " PUB_ID(":from")),
     " AND ts_hi >= :since",
-    " AND ts_lo <= :until",
+    (" AND ts_lo <= :until AND ts_hi <= :until + (SELECT"
+     " coalesce(max(ts_hi - ts_lo), 0) FROM spans)"),
     "",
     " AND hi > :after",
 };
