@@ -176,57 +176,107 @@ static void expect(const struct model *md, const struct parley_query *q,
     out->v[out->n++] = sel[i].rowid;
 }
 
-static void test_query_matches_brute_force(void **state) {
-  struct fx *f = *state;
-  static struct model md;
+/* Runs n random queries against s and the model.  Returns how many had a
+ * non-empty answer. */
+static size_t check_queries(struct parley_store *s, const struct model *md,
+                            unsigned n) {
   static struct rows got, want;
   static const uint32_t limits[] = {1, 2, 5, 17, 64, 100, 1000};
   uint8_t keys[NPUBS + 2][32];
-  size_t checked = 0, nonempty = 0;
+  size_t nonempty = 0;
 
-  memset(&md, 0, sizeof md);
   for (uint8_t p = 0; p < NPUBS + 2; p++)
     key(keys[p], p);
+  for (unsigned i = 0; i < n; i++) {
+    struct parley_query q;
+    unsigned mask = rnd(256);
+    uint8_t pub = 0;
+    memset(&q, 0, sizeof q);
+    q.since_ms = INT64_MIN;
+    q.until_ms = INT64_MAX;
+    if (mask & 1)
+      q.channel = rnd(8) == 0 ? "nowhere" : chans[rnd(NCHANS)];
+    if (mask & 2)
+      q.direct_only = 1;
+    if (mask & 4) {
+      pub = (uint8_t)(1 + rnd(NPUBS + 1)); /* NPUBS + 1: never stored */
+      q.from = keys[pub];
+    }
+    if (mask & 8)
+      q.since_ms = (int64_t)rnd(1100) - 150;
+    if (mask & 16)
+      q.until_ms = (int64_t)rnd(1100) - 150;
+    if (mask & 32)
+      q.search = "quick";
+    if (mask & 64)
+      q.after_rowid = (int64_t)rnd((uint32_t)md->n + 10);
+    if (mask & 128)
+      q.limit = limits[rnd(sizeof limits / sizeof limits[0])];
+    got.n = 0;
+    assert_int_equal(parley_store_query(s, &q, collect, &got), PARLEY_OK);
+    expect(md, &q, q.from != NULL ? &pub : NULL, &want);
+    assert_int_equal(got.n, want.n);
+    for (size_t j = 0; j < want.n; j++)
+      assert_int_equal(got.v[j], want.v[j]);
+    nonempty += want.n > 0;
+  }
+  return nonempty;
+}
+
+static void test_query_matches_brute_force(void **state) {
+  struct fx *f = *state;
+  static struct model md;
+  size_t nonempty = 0;
+
+  memset(&md, 0, sizeof md);
   for (size_t round = 1; round <= 3; round++) {
     fill(f->s, &md, round * 1000);
     assert_int_equal(raw_int(f->path, SPANS_MISSING), 0);
-    for (unsigned i = 0; i < 600; i++) {
-      struct parley_query q;
-      unsigned mask = rnd(256);
-      uint8_t pub = 0;
-      memset(&q, 0, sizeof q);
-      q.since_ms = INT64_MIN;
-      q.until_ms = INT64_MAX;
-      if (mask & 1)
-        q.channel = rnd(8) == 0 ? "nowhere" : chans[rnd(NCHANS)];
-      if (mask & 2)
-        q.direct_only = 1;
-      if (mask & 4) {
-        pub = (uint8_t)(1 + rnd(NPUBS + 1)); /* NPUBS + 1: never stored */
-        q.from = keys[pub];
-      }
-      if (mask & 8)
-        q.since_ms = (int64_t)rnd(1100) - 150;
-      if (mask & 16)
-        q.until_ms = (int64_t)rnd(1100) - 150;
-      if (mask & 32)
-        q.search = "quick";
-      if (mask & 64)
-        q.after_rowid = (int64_t)rnd((uint32_t)md.n + 10);
-      if (mask & 128)
-        q.limit = limits[rnd(sizeof limits / sizeof limits[0])];
-      got.n = 0;
-      assert_int_equal(parley_store_query(f->s, &q, collect, &got), PARLEY_OK);
-      expect(&md, &q, q.from != NULL ? &pub : NULL, &want);
-      assert_int_equal(got.n, want.n);
-      for (size_t j = 0; j < want.n; j++)
-        assert_int_equal(got.v[j], want.v[j]);
-      checked++;
-      nonempty += want.n > 0;
-    }
+    nonempty += check_queries(f->s, &md, 600);
   }
-  assert_int_equal(checked, 1800);
   assert_true(nonempty > 900); /* the queries were not all empty */
+}
+
+/* Runs sql on the file through a second connection. */
+static void raw_exec(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* A schema 8 store (its message indexes, no spans) with the same random
+ * data: migration 9 covers every old row with spans, and every query
+ * shape answers as before. */
+static void test_migration_9_spans(void **state) {
+  struct fx *f = *state;
+  static struct model md;
+
+  memset(&md, 0, sizeof md);
+  fill(f->s, &md, 2000);
+  parley_store_close(f->s);
+  f->s = NULL;
+  raw_exec(f->path, "DROP TABLE spans;"
+                    "CREATE INDEX messages_channel_ts ON messages (channel, ts);"
+                    "CREATE INDEX messages_publisher_ts"
+                    " ON messages (publisher, ts);"
+                    "CREATE INDEX messages_ts ON messages (ts);"
+                    "PRAGMA user_version = 8;");
+  assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
+  assert_int_equal(parley__store_migrations_applied(f->s), 1);
+  assert_int_equal(raw_int(f->path, SPANS_MISSING), 0);
+  /* One span per (publisher, channel) per 64 rowids, none wider. */
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM spans"),
+                   raw_int(f->path, "SELECT count(*) FROM (SELECT 1"
+                                    " FROM messages GROUP BY rowid >> 6,"
+                                    " publisher, channel)"));
+  assert_int_equal(raw_int(f->path, "SELECT max(hi - lo) < 64 FROM spans"), 1);
+  assert_true(check_queries(f->s, &md, 600) > 300);
+  /* New messages after the migration are found with the old ones. */
+  fill(f->s, &md, 2500);
+  assert_int_equal(raw_int(f->path, SPANS_MISSING), 0);
+  assert_true(check_queries(f->s, &md, 300) > 150);
 }
 
 /* Puts n messages from pub on each channel of chs in turn. */
@@ -355,6 +405,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_query_matches_brute_force, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_migration_9_spans, setup, teardown),
       cmocka_unit_test_setup_teardown(test_spans_per_chunk, setup, teardown),
       cmocka_unit_test_setup_teardown(test_limit_stops_early, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hits_out_of_memory, setup,
