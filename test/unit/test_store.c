@@ -19,6 +19,7 @@
 #include "core/limits.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store_sql.h"
 
 /* ---- Fixture ------------------------------------------------------------- */
 
@@ -88,34 +89,6 @@ static void reopen(struct fx *f) {
   parley_store_close(f->s);
   f->s = NULL;
   assert_int_equal(parley_store_open(f->path, &f->log, &f->s), PARLEY_OK);
-}
-
-/* Runs one SQL statement on the file behind the store's back. */
-static void raw_exec(const char *path, const char *sql) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
-}
-
-/* Messages no span covers (schema 9): every row must lie in a span of its
- * own publisher and channel, rowid and ts within the span's bounds. */
-#define SPANS_MISSING                                                          \
-  "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM spans s"    \
-  " WHERE s.publisher = m.publisher AND s.channel = m.channel"                 \
-  " AND m.rowid BETWEEN s.lo AND s.hi AND m.ts BETWEEN s.ts_lo AND s.ts_hi)"
-
-static int raw_int(const char *path, const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  int v;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
 }
 
 static void key(uint8_t k[32], uint8_t n) { memset(k, n, 32); }

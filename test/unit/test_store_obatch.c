@@ -19,21 +19,7 @@
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store_fixture.h"
-
-/* One count(*)-style integer from the file, read beside the store's own
- * connection (WAL: sees what was committed). */
-static int64_t raw(const struct fx *f, const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  int64_t v;
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
+#include "store_sql.h"
 
 /* Stores our message seq on "news".  OUT: *rowid. */
 static int put_msg(struct parley_store *s, uint64_t seq, int64_t *rowid) {
@@ -174,10 +160,10 @@ static void test_one_row_per_recipient(void **state) {
   }
   assert_int_equal(count(f->s), 6);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 2);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 2);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 0);
   /* a's four rowids are one run. */
-  assert_int_equal(raw(f, "SELECT length(rowids) FROM outbox_batch"
+  assert_int_equal(raw_int(f->path, "SELECT length(rowids) FROM outbox_batch"
                           " WHERE recipient = x'0101010101010101010101010101"
                           "010101010101010101010101010101010101'"),
                    PARLEY_OB_RUN);
@@ -192,7 +178,7 @@ static void test_one_row_per_recipient(void **state) {
   assert_int_equal(parley_store_outbox_ack_row(f->s, b, r[1]),
                    PARLEY_ENOTFOUND); /* never sent to b */
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1);
   assert_int_equal(count(f->s), 2);
   /* By name as well (a publish that ended before its ack came). */
   {
@@ -208,7 +194,7 @@ static void test_one_row_per_recipient(void **state) {
                      PARLEY_OK);
   }
   assert_int_equal(count(f->s), 0);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 0);
 }
 
 static void test_acked_before_commit_never_written(void **state) {
@@ -222,7 +208,7 @@ static void test_acked_before_commit_never_written(void **state) {
   assert_int_equal(parley_store_outbox_add(f->s, r, a, 1000), PARLEY_OK);
   assert_int_equal(parley_store_outbox_ack_row(f->s, a, r), PARLEY_OK);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 0);
   assert_int_equal(count(f->s), 0);
 }
 
@@ -245,7 +231,7 @@ static void test_due_becomes_rows(void **state) {
   assert_int_equal(parley_store_outbox_due(f->s, 999, 0, on_entry, &w),
                    PARLEY_OK);
   assert_int_equal(w.n, 0);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1);
   /* Due: the two unacked ones are outbox rows now, the batch is gone. */
   memset(&w, 0, sizeof w);
   assert_int_equal(parley_store_outbox_due(f->s, 1000, 0, on_entry, &w),
@@ -254,8 +240,8 @@ static void test_due_becomes_rows(void **state) {
   assert_int_equal(w.rowid[0], r[0]);
   assert_int_equal(w.rowid[1], r[2]);
   assert_int_equal(w.next_try[0], 1000);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 2);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 2);
   assert_int_equal(count(f->s), 2);
   /* From here they are ordinary rows. */
   assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]), PARLEY_OK);
@@ -282,8 +268,8 @@ static void test_walk_for_recipient(void **state) {
   assert_int_equal(w.n, 1);
   assert_int_equal(w.rcpt[0], 1);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 1);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1); /* b's */
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1); /* b's */
   assert_int_equal(count(f->s), 2);
 }
 
@@ -318,7 +304,7 @@ static void test_crash_resends_what_was_unacked(void **state) {
   assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[0]), PARLEY_OK);
   assert_int_equal(parley_store_outbox_ack_row(f->s, a, r[2]), PARLEY_OK);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT length(rowids) FROM outbox_batch"),
+  assert_int_equal(raw_int(f->path, "SELECT length(rowids) FROM outbox_batch"),
                    2 * PARLEY_OB_RUN); /* r[1] and r[3]: two runs */
   restart(f);
   assert_int_equal(count(f->s), 2);
@@ -351,7 +337,7 @@ static void test_crash_resends_what_was_unacked(void **state) {
   more = put(f->s, 7);
   assert_int_equal(parley_store_outbox_add(f->s, more, a, 1000), PARLEY_OK);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1);
   assert_int_equal(count(f->s), 3);
 }
 
@@ -374,7 +360,7 @@ static void test_rollback_forgets(void **state) {
   assert_int_equal(parley_store_rollback(f->s), PARLEY_OK);
   /* As committed: r1 waiting, r2 never existed. */
   assert_int_equal(count(f->s), 1);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1);
   /* The rolled-back rowid is used again, and batched. */
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
   again = put(f->s, 2);
@@ -383,8 +369,8 @@ static void test_rollback_forgets(void **state) {
   assert_int_equal(parley_store_outbox_ack_row(f->s, a, r1), PARLEY_OK);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
   assert_int_equal(count(f->s), 1);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 1);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 0);
 }
 
 static void test_outside_transaction_and_repeats(void **state) {
@@ -397,15 +383,15 @@ static void test_outside_transaction_and_repeats(void **state) {
   r2 = put(f->s, 2);
   /* No transaction: an outbox row straight away. */
   assert_int_equal(parley_store_outbox_add(f->s, r2, a, 1000), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 1);
   /* In one, a rowid not above the recipient's latest is a row too, and a
    * pair added twice is still one delivery. */
   assert_int_equal(parley_store_begin(f->s), PARLEY_OK);
   assert_int_equal(parley_store_outbox_add(f->s, r1, a, 1000), PARLEY_OK);
   assert_int_equal(parley_store_outbox_add(f->s, r2, a, 1000), PARLEY_OK);
   assert_int_equal(parley_store_commit(f->s), PARLEY_OK);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox"), 2);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox"), 2);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 0);
   assert_int_equal(count(f->s), 2);
 }
 
@@ -436,8 +422,8 @@ static void test_damaged_row_skipped(void **state) {
   /* Opens; the damaged rows are left alone, nothing else is lost. */
   assert_int_equal(parley_store_open(f->path, NULL, &f->s), PARLEY_OK);
   assert_int_equal(count(f->s), 0);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 2);
-  assert_int_equal(raw(f, "SELECT count(*) FROM messages"), 1);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 2);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM messages"), 1);
 }
 
 static void test_expire_sees_batches(void **state) {
@@ -459,7 +445,7 @@ static void test_expire_sees_batches(void **state) {
                    PARLEY_OK);
   assert_int_equal(dropped, 1);
   assert_int_equal(count(f->s), 0);
-  assert_int_equal(raw(f, "SELECT count(*) FROM outbox_batch"), 0);
+  assert_int_equal(raw_int(f->path, "SELECT count(*) FROM outbox_batch"), 0);
 }
 
 struct counts {

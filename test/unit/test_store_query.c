@@ -16,29 +16,8 @@
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store_fixture.h"
+#include "store_sql.h"
 #include "wire/wire.h"
-
-/* Messages no span covers: every row must lie in a span of its own
- * publisher and channel, rowid and ts within the span's bounds. */
-#define SPANS_MISSING                                                          \
-  "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM spans s"    \
-  " WHERE s.publisher = m.publisher AND s.channel = m.channel"                 \
-  " AND m.rowid BETWEEN s.lo AND s.hi AND m.ts BETWEEN s.ts_lo AND s.ts_hi)"
-
-/* One integer from sql, read through a second connection. */
-static int raw_int(const char *path, const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  int v;
-
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
 
 static uint64_t rng = 0x9E3779B97F4A7C15u;
 
@@ -235,15 +214,6 @@ static void test_query_matches_brute_force(void **state) {
     nonempty += check_queries(f->s, &md, 600);
   }
   assert_true(nonempty > 900); /* the queries were not all empty */
-}
-
-/* Runs sql on the file through a second connection. */
-static void raw_exec(const char *path, const char *sql) {
-  sqlite3 *db = NULL;
-
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
 }
 
 /* A schema 8 store (its message indexes, no spans) with the same random
