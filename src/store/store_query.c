@@ -62,6 +62,8 @@ static const char *const row_where[] = {
     " AND rowid > :after",
 };
 
+_Static_assert(sizeof span_where == sizeof row_where, "one fragment per bit");
+
 #define QUERY_SQL_MAX 1024
 
 /* Appends t at *pos; returns -1 if buf would overflow. */
