@@ -32,10 +32,12 @@
 #define PUB_ID(param) "(SELECT id FROM publishers WHERE pk = " param ")"
 #define PUB_KEY(col) "(SELECT pk FROM publishers WHERE id = " col ")"
 
-/* The columns of a message row, in the order parley__store_read_msg reads. */
-#define STORE_MSG_COLS                                                         \
-  "rowid, " PUB_KEY("publisher") ", channel, seq, ts, flags, body, outgoing,"  \
-  " stored, chain"
+/* The columns of a message row, in the order parley__store_read_msg reads;
+ * STORE_MSG_COLS_OF("m.") names them for a table called m. */
+#define STORE_MSG_COLS_OF(t)                                                   \
+  t "rowid, " PUB_KEY(t "publisher") ", " t "channel, " t "seq, " t "ts, " t   \
+  "flags, " t "body, " t "outgoing, " t "stored, " t "chain"
+#define STORE_MSG_COLS STORE_MSG_COLS_OF("")
 #define STORE_MSG_NCOLS 10
 
 /* Every fixed statement, prepared once at open and reused.  SQL text is
@@ -56,10 +58,13 @@
   X(PUT_UNDO, "ROLLBACK TO put_one")                                           \
   X(SPAN_PUT, "INSERT INTO spans (publisher, channel, lo, hi, ts_lo, ts_hi)"   \
               " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                              \
-  X(SPAN_ROWS, "SELECT rowid, ts FROM messages WHERE rowid BETWEEN ?1 AND ?2"  \
+  X(SPAN_ROWS, "SELECT rowid, ts FROM messages NOT INDEXED"                   \
+               " WHERE rowid BETWEEN ?1 AND ?2"                                \
                " AND publisher = ?3 AND channel = ?4 AND ts BETWEEN ?5 AND ?6" \
                " AND rowid > ?7")                                              \
-  X(GET_ROWID, "SELECT " STORE_MSG_COLS " FROM messages WHERE rowid = ?1")     \
+  X(EMIT_ROWS, "SELECT " STORE_MSG_COLS_OF("m.")                              \
+               " FROM json_each(?1) j JOIN messages m ON m.rowid = j.value"    \
+               " ORDER BY j.key")                                              \
   X(GET, "SELECT " STORE_MSG_COLS " FROM messages"                             \
          " WHERE publisher = " PUB_ID("?1") " AND channel = ?2 AND seq = ?3")  \
   X(COUNT_MSG, "SELECT count(*) FROM messages")                                \
@@ -83,9 +88,7 @@
                 " ORDER BY next_try, id LIMIT ?2")                             \
   X(OB_FOR_IDS, "SELECT id FROM outbox WHERE recipient = ?1 ORDER BY id")      \
   X(OB_ROW, "SELECT o.id, o.msg_rowid, o.recipient, o.attempts, o.next_try,"   \
-            " o.created, m.rowid, " PUB_KEY("m.publisher") ", m.channel,"      \
-            " m.seq, m.ts,"                                                    \
-            " m.flags, m.body, m.outgoing, m.stored, m.chain"                  \
+            " o.created, " STORE_MSG_COLS_OF("m.")                             \
             " FROM outbox o JOIN messages m ON m.rowid = o.msg_rowid"          \
             " WHERE o.id = ?1")                                                \
   X(OB_RESCHED, "UPDATE outbox SET attempts = ?2, next_try = ?3"               \

@@ -13,10 +13,12 @@
  *      and spans come newest ts_hi first, so the walk stops at the first
  *      span whose ts_hi is below the oldest hit kept: nothing in it or
  *      after it can be newer.
- *   2. Sort the hits oldest first and read each message by rowid for the
- *      callback.  Memory is 16 bytes per hit kept, not a row.
+ *   2. Sort the hits oldest first and read the messages back by rowid for
+ *      the callback, EMIT_CHUNK per statement (a JSON array of rowids
+ *      through json_each).  Memory is 16 bytes per hit kept, not a row.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,29 +313,50 @@ static int collect(struct parley_store *s, const struct parley_query *q,
   return rc;
 }
 
+/* Hits read back per statement: one statement (and one read transaction)
+ * per chunk rather than per message. */
+#define EMIT_CHUNK 256
+
+/* Writes the rowids of v[0..n) as a JSON array into buf (which has room
+ * for EMIT_CHUNK of them). */
+static void rowid_array(const struct hit *v, size_t n, char *buf,
+                        size_t cap) {
+  size_t pos = 0;
+
+  buf[pos++] = '[';
+  for (size_t i = 0; i < n; i++)
+    pos += (size_t)snprintf(buf + pos, cap - pos, i ? ",%lld" : "%lld",
+                            (long long)v[i].rowid);
+  buf[pos++] = ']';
+  buf[pos] = '\0';
+}
+
 /* Calls cb for each hit, oldest first, until it returns non-zero. */
 static int emit(struct parley_store *s, struct hits *h,
                 parley_store_msg_cb cb, void *ctx) {
+  char json[EMIT_CHUNK * 21 + 3];
   struct parley_msg m;
   int rc = PARLEY_OK, src;
 
   if (h->n > 1)
     qsort(h->v, h->n, sizeof *h->v, hit_cmp);
-  for (size_t i = 0; i < h->n && rc == 0; i++) {
+  for (size_t i = 0; i < h->n && rc == 0; i += EMIT_CHUNK) {
+    size_t n = h->n - i < EMIT_CHUNK ? h->n - i : EMIT_CHUNK;
     struct store_run r = {0};
-    rc = parley__store_run_start(s, s->stmt[ST_GET_ROWID], &r);
+    rowid_array(h->v + i, n, json, sizeof json);
+    rc = parley__store_run_start(s, s->stmt[ST_EMIT_ROWS], &r);
     if (rc < 0)
       return rc;
-    src = bind_i64(SQLITE_OK, r.st, 1, h->v[i].rowid);
-    if (src == SQLITE_OK)
-      src = sqlite3_step(r.st);
-    if (src == SQLITE_ROW) {
+    src = bind_text(SQLITE_OK, r.st, 1, json, strlen(json));
+    while (src == SQLITE_OK && rc == 0 &&
+           (src = sqlite3_step(r.st)) == SQLITE_ROW) {
       rc = parley__store_read_msg(s, r.st, 0, &m);
       if (rc == PARLEY_OK)
         rc = cb(ctx, &m);
-    } else if (src != SQLITE_DONE) {
-      rc = parley__store_fail_sql(s, src, "query");
+      src = SQLITE_OK;
     }
+    if (rc == 0 && src != SQLITE_DONE)
+      rc = parley__store_fail_sql(s, src, "query");
     parley__store_run_end(&r);
   }
   return rc;
